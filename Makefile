@@ -1,0 +1,46 @@
+# cutover: two commands matter. `make demo` runs the local stack, `make test` runs every test.
+# Both run setup first; setup is idempotent and installs only what is missing.
+SHELL := /bin/bash
+GO ?= go
+export PYTHONPATH := $(CURDIR)/.pydeps
+export GOFLAGS ?= -buildvcs=false
+BIN := $(CURDIR)/bin
+
+.PHONY: setup build test test-go test-legacy fuzz demo bench clean
+
+setup:
+	@./legacy/setup.sh
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: setup build
+	$(GO) vet ./...
+	$(MAKE) --no-print-directory test-legacy
+	$(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory fuzz
+
+test-legacy:
+	cd legacy && BEDROCK_STUB_BIN=$(BIN)/bedrock-stub python3 -m unittest discover -s tests -v
+
+test-go:
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Each fuzz target runs for a fixed small budget so CI time stays bounded.
+FUZZTIME ?= 20s
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./compat/ | grep '^Fuzz'); do \
+	  echo "fuzz $$t ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./compat/ || exit 1; \
+	done
+
+demo: setup build
+	$(BIN)/cutover demo
+
+bench: build
+	@CUTOVER_BENCH_TOOLS=1 ./legacy/setup.sh
+	./bench/run.sh
+
+clean:
+	rm -rf $(BIN)
