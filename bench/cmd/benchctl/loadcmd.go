@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cutover/cutover/bench/load"
+)
+
+// loadCmd runs one load and writes its result as JSON to -out (or stdout).
+func loadCmd(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	var c load.Config
+	var mode, out string
+	fs.StringVar(&c.BaseURL, "url", "", "base URL of the target (127.0.0.1 only)")
+	fs.IntVar(&c.Users, "users", 10, "concurrent users (closed loop)")
+	fs.StringVar(&mode, "mode", string(load.ModeMix), "mix, hold-stream or hold-chat")
+	fs.DurationVar(&c.Ramp, "ramp", 0, "spread user starts over this long; the window opens after it")
+	fs.DurationVar(&c.Duration, "duration", 0, "measurement window")
+	fs.DurationVar(&c.Timeout, "timeout", 0, "per-request timeout (0 = 30s)")
+	fs.IntVar(&c.ChatPct, "chat", 70, "percent POST /chat")
+	fs.IntVar(&c.StreamPct, "stream", 20, "percent POST /chat/stream (rest: GET /conversations/<id>)")
+	fs.DurationVar(&c.TTFT, "ttft", 0, "the stub's time to first token (for model latency)")
+	fs.Float64Var(&c.TPS, "tps", 0, "the stub's tokens per second (for model latency)")
+	fs.StringVar(&c.Salt, "salt", "bench", "distinguishes conversation ids between runs")
+	fs.StringVar(&out, "out", "", "write the JSON result here (default stdout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.Mode = load.Mode(mode)
+	if err := checkLoopback(c.BaseURL); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	res, err := load.Run(ctx, c)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	b = append(b, '\n')
+	if out == "" {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(out, b, 0o644)
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cutover/cutover/bench/harness"
+	"github.com/cutover/cutover/bench/report"
+)
+
+// ptTarget is one way of reaching the trivial upstream.
+type ptTarget struct {
+	name string
+	url  string
+	proc *harness.Proc // the proxy's process (nil for direct)
+}
+
+// passthroughPath is matched by the cutover route table (get_conversation at 0 % native), so
+// cutover does its real per-request work: route match, identity, bucket, reverse proxy.
+const passthroughPath = "/conversations/bench-passthrough-0001"
+
+// passthrough compares direct, nginx, haproxy and cutover (0 % native) in front of a trivial upstream.
+func (e *env) passthrough() error {
+	upPort, err := harness.FreePort()
+	if err != nil {
+		return err
+	}
+	up, err := e.g.Start("upstream", nil, e.self, "upstream", "-addr", harness.Addr(upPort))
+	if err != nil {
+		return err
+	}
+	upURL := "http://" + harness.Addr(upPort)
+	if err := harness.WaitHTTP(e.ctx, up, upURL+"/", 10*time.Second); err != nil {
+		return err
+	}
+	targets := []ptTarget{{name: "direct", url: upURL + passthroughPath}}
+
+	for _, p := range []struct {
+		name string
+		conf func(dir, listen, upstream string) ([]string, error)
+	}{{"nginx", harness.NginxConfig}, {"haproxy", harness.HAProxyConfig}} {
+		port, err := harness.FreePort()
+		if err != nil {
+			return err
+		}
+		argv, err := p.conf(e.tmp, harness.Addr(port), harness.Addr(upPort))
+		if err != nil {
+			return err
+		}
+		proc, err := e.g.Start(p.name, nil, argv...)
+		if err != nil {
+			e.note("%s could not start: %v", p.name, err)
+			continue
+		}
+		u := "http://" + harness.Addr(port)
+		if err := harness.WaitHTTP(e.ctx, proc, u+passthroughPath, 15*time.Second); err != nil {
+			e.note("%s not ready: %v", p.name, err)
+			e.g.Stop(proc, time.Second)
+			continue
+		}
+		targets = append(targets, ptTarget{name: p.name, url: u + passthroughPath, proc: proc})
+	}
+
+	var cut *cutoverProc
+	if e.haveCutover() {
+		cut, err = e.startCutover(cutoverOpts{Name: "cutover-passthrough", LegacyURL: upURL})
+		if err != nil {
+			e.note("cutover did not start for pass-through: %v", err)
+		} else {
+			targets = append(targets, ptTarget{name: "cutover", url: cut.URL + passthroughPath, proc: cut.Proc})
+		}
+	} else {
+		e.note("bin/cutover with a serve command is missing: pass-through measured without cutover")
+	}
+
+	pt := &report.Passthrough{Path: passthroughPath}
+	for _, t := range targets {
+		pt.Targets = append(pt.Targets, t.name)
+	}
+	e.res.Passthrough = pt
+	rounds := pick(e, 3, 1)
+	dur := pick(e, 8*time.Second, 2*time.Second)
+	e.res.Settings.WrkRounds, e.res.Settings.WrkSeconds = rounds, dur.Seconds()
+
+	for _, conns := range []int{64, 512} {
+		// Warm every path (keep-alive pools, caches) before measuring.
+		for _, t := range targets {
+			if _, err := harness.Wrk(e.ctx, e.tmp, t.url, 2, conns, pick(e, 2*time.Second, time.Second)); err != nil {
+				return fmt.Errorf("warm-up %s: %w", t.name, err)
+			}
+		}
+		for round := range rounds {
+			// Rotate the order each round so no target always runs first or last.
+			for i := range targets {
+				t := targets[(i+round)%len(targets)]
+				roots := map[string]int{"upstream": up.Pid()}
+				if t.proc != nil {
+					roots["proxy"] = t.proc.Pid()
+				}
+				s := harness.StartSampler(roots, 200*time.Millisecond)
+				w, err := harness.Wrk(e.ctx, e.tmp, t.url, 2, conns, dur)
+				usage := s.Stop()
+				if err != nil {
+					return fmt.Errorf("%s at %d conns: %w", t.name, conns, err)
+				}
+				e.logf("passthrough %-8s c=%-3d round %d: %8.0f rps p50 %.3f ms p99 %.3f ms errors %d",
+					t.name, conns, round, w.RPS, float64(w.P50US)/1000, float64(w.P99US)/1000, w.Errors())
+				pt.Runs = append(pt.Runs, report.PTRun{Round: round, Conns: conns, Target: t.name, Wrk: w, CPU: usage})
+			}
+		}
+		if cut != nil && conns == 64 {
+			e.profilePassthrough(cut, conns)
+		}
+	}
+	pt.Summary = summarisePassthrough(pt)
+
+	// Below saturation: a fixed total rate on 64 connections, so latency shows the hop, not queueing.
+	rate := pick(e, 3200.0, 1600.0)
+	e.res.Settings.FixedRateRPS = rate
+	fixedDur := pick(e, 8*time.Second, 2*time.Second)
+	var direct report.PTFixed
+	for _, t := range targets {
+		h, err := harness.Hey(e.ctx, t.url, 64, rate/64, fixedDur)
+		if err != nil {
+			return fmt.Errorf("fixed rate %s: %w", t.name, err)
+		}
+		f := report.PTFixed{Conns: 64, Target: t.name, RateRPS: rate, Hey: h}
+		if t.name == "direct" {
+			direct = f
+		} else {
+			f.AddedP50MS = h.P50MS - direct.Hey.P50MS
+			f.AddedP99MS = h.P99MS - direct.Hey.P99MS
+		}
+		e.logf("fixed rate %-8s %5.0f rps: p50 %.2f ms p99 %.2f ms (added p99 %.2f ms)", t.name, h.RPS, h.P50MS, h.P99MS, f.AddedP99MS)
+		pt.Fixed = append(pt.Fixed, f)
+	}
+	return nil
+}
+
+// profilePassthrough runs one more wrk at conns while taking a CPU profile of cutover.
+func (e *env) profilePassthrough(c *cutoverProc, conns int) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = harness.Wrk(e.ctx, e.tmp, c.URL+passthroughPath, 2, conns, 8*time.Second)
+	}()
+	_ = e.sleep(time.Second)
+	e.profile(c, fmt.Sprintf("passthrough-c%d", conns), 5)
+	<-done
+}
+
+func summarisePassthrough(pt *report.Passthrough) []report.PTSummary {
+	var out []report.PTSummary
+	for _, conns := range []int{64, 512} {
+		byTarget := map[string]report.PTSummary{}
+		for _, t := range pt.Targets {
+			var rps, p50, p99, cpu []float64
+			var errs, rss int64
+			for _, r := range pt.Runs {
+				if r.Conns != conns || r.Target != t {
+					continue
+				}
+				rps = append(rps, r.Wrk.RPS)
+				p50 = append(p50, float64(r.Wrk.P50US)/1000)
+				p99 = append(p99, float64(r.Wrk.P99US)/1000)
+				errs += r.Wrk.Errors()
+				if u, ok := r.CPU["proxy"]; ok {
+					cpu = append(cpu, u.CPUCores)
+					rss = max(rss, u.PeakRSSKiB)
+				}
+			}
+			if len(rps) == 0 {
+				continue
+			}
+			byTarget[t] = report.PTSummary{Conns: conns, Target: t, RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
+				Errors: errs, ProxyCPU: median(cpu), ProxyPeakRSS: rss}
+		}
+		d, n := byTarget["direct"], byTarget["nginx"]
+		for _, t := range pt.Targets {
+			s, ok := byTarget[t]
+			if !ok {
+				continue
+			}
+			if d.RPS > 0 {
+				s.RatioDirect = s.RPS / d.RPS
+			}
+			if n.RPS > 0 {
+				s.RatioNginx = s.RPS / n.RPS
+			}
+			s.AddedP50MS = s.P50MS - d.P50MS
+			s.AddedP99MS = s.P99MS - d.P99MS
+			out = append(out, s)
+		}
+	}
+	return out
+}

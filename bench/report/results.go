@@ -1,0 +1,217 @@
+// Package report holds the benchmark results model and renders it as JSON, a Markdown report and
+// SVG plots. Every figure in the rendered report comes from a Results value written by a run.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cutover/cutover/bench/harness"
+	"github.com/cutover/cutover/bench/load"
+)
+
+// Results is one run of the whole harness.
+type Results struct {
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	Quick    bool              `json:"quick"`
+	Machine  Machine           `json:"machine"`
+	Tools    map[string]string `json:"tools"`
+	Settings Settings          `json:"settings"`
+
+	Passthrough *Passthrough `json:"passthrough,omitempty"`
+	Chat        *Chat        `json:"chat,omitempty"`
+	Memory      *Memory      `json:"memory,omitempty"`
+	Shadow      *Shadow      `json:"shadow,omitempty"`
+	Instances   *Instances   `json:"instances,omitempty"`
+	// Profiles are pprof files (relative to the results folder) taken during the run.
+	Profiles []Profile `json:"profiles,omitempty"`
+	// Notes are what the run could not do, or did differently, and why.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	Cores       int    `json:"cores"`
+	CPUModel    string `json:"cpu_model"`
+	MemTotalKiB int64  `json:"mem_total_kib"`
+	Kernel      string `json:"kernel"`
+	OpenFiles   uint64 `json:"open_files_limit"`
+}
+
+// Settings are the knobs the run used.
+type Settings struct {
+	StubTTFTMS      float64 `json:"stub_ttft_ms"`
+	StubTPS         float64 `json:"stub_tokens_per_second"`
+	GunicornWorkers int     `json:"gunicorn_workers"`
+	ChatUsers       []int   `json:"chat_users"`
+	ChatRampS       float64 `json:"chat_ramp_s"`
+	ChatWindowS     float64 `json:"chat_window_s"`
+	ChatTimeoutS    float64 `json:"chat_request_timeout_s"`
+	WrkSeconds      float64 `json:"wrk_seconds"`
+	WrkRounds       int     `json:"wrk_rounds"`
+	FixedRateRPS    float64 `json:"fixed_rate_rps"`
+	MemoryOpen      []int   `json:"memory_open"`
+	MemoryStubTPS   float64 `json:"memory_stub_tokens_per_second"`
+}
+
+// Profile is one pprof profile file.
+type Profile struct {
+	Scenario string `json:"scenario"`
+	Kind     string `json:"kind"` // cpu, heap
+	File     string `json:"file"`
+	// Top is `go tool pprof -top` output, trimmed, so the report can quote the hot paths.
+	Top string `json:"top,omitempty"`
+}
+
+// Passthrough is the reverse-proxy overhead comparison on a trivial upstream.
+type Passthrough struct {
+	Path    string      `json:"path"`
+	Targets []string    `json:"targets"`
+	Runs    []PTRun     `json:"runs"`
+	Summary []PTSummary `json:"summary"`
+	Fixed   []PTFixed   `json:"fixed_rate"`
+}
+
+// PTRun is one wrk run of one target.
+type PTRun struct {
+	Round  int                      `json:"round"`
+	Conns  int                      `json:"conns"`
+	Target string                   `json:"target"`
+	Wrk    harness.WrkResult        `json:"wrk"`
+	CPU    map[string]harness.Usage `json:"procs"`
+}
+
+// PTSummary is the median over rounds of one target at one connection count, with ratios.
+type PTSummary struct {
+	Conns        int     `json:"conns"`
+	Target       string  `json:"target"`
+	RPS          float64 `json:"rps"`
+	P50MS        float64 `json:"p50_ms"`
+	P99MS        float64 `json:"p99_ms"`
+	Errors       int64   `json:"errors"`
+	RatioDirect  float64 `json:"ratio_to_direct"`
+	RatioNginx   float64 `json:"ratio_to_nginx"`
+	AddedP50MS   float64 `json:"added_p50_ms"`
+	AddedP99MS   float64 `json:"added_p99_ms"`
+	ProxyCPU     float64 `json:"proxy_cpu_cores"`
+	ProxyPeakRSS int64   `json:"proxy_peak_rss_kib"`
+}
+
+// PTFixed is a below-saturation run (fixed request rate), where latency is the hop's own cost.
+type PTFixed struct {
+	Conns      int               `json:"conns"`
+	Target     string            `json:"target"`
+	RateRPS    float64           `json:"rate_rps"`
+	Hey        harness.HeyResult `json:"hey"`
+	AddedP50MS float64           `json:"added_p50_ms"`
+	AddedP99MS float64           `json:"added_p99_ms"`
+}
+
+// Chat is the chatbot workload matrix.
+type Chat struct {
+	Configs []string    `json:"configs"`
+	Users   []int       `json:"users"`
+	Points  []ChatPoint `json:"points"`
+}
+
+// ChatPoint is one configuration at one user count.
+type ChatPoint struct {
+	Config string                   `json:"config"`
+	Users  int                      `json:"users"`
+	Load   load.Result              `json:"load"`
+	Procs  map[string]harness.Usage `json:"procs"`
+	// RatioLegacy is this point's throughput over the legacy app's at the same user count.
+	RatioLegacy float64 `json:"ratio_to_legacy_rps"`
+	// Efficiency is throughput over the theoretical rate (users / mean model latency).
+	Efficiency float64 `json:"efficiency"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// Memory is resident memory per in-flight request.
+type Memory struct {
+	Target string     `json:"target"`
+	Points []MemPoint `json:"points"`
+}
+
+// MemPoint is one hold run: Open requests kept in flight, the proxy's RSS before and during.
+type MemPoint struct {
+	Kind          string      `json:"kind"` // stream or chat
+	Open          int         `json:"open"`
+	Established   int         `json:"established_conns"`
+	ClientOpen    int64       `json:"client_max_open"`
+	IdleRSSKiB    int64       `json:"idle_rss_kib"`
+	LoadedRSSKiB  int64       `json:"loaded_rss_kib"`
+	PerRequestKiB float64     `json:"per_request_kib"`
+	Load          load.Result `json:"load"`
+	Error         string      `json:"error,omitempty"`
+}
+
+// Shadow is the shadowing overhead on the primary.
+type Shadow struct {
+	// Status is "measured", or says why nothing was measured (never a made-up figure).
+	Status string        `json:"status"`
+	Route  string        `json:"route,omitempty"`
+	Points []ShadowPoint `json:"points,omitempty"`
+	// AddedP50MS and AddedP99MS compare 100 % shadowing with 0 % on the same route.
+	AddedP50MS float64 `json:"added_p50_ms"`
+	AddedP99MS float64 `json:"added_p99_ms"`
+}
+
+// ShadowPoint is one shadow setting.
+type ShadowPoint struct {
+	Name    string                   `json:"name"`
+	RatePct float64                  `json:"rate_pct"`
+	Load    load.Result              `json:"load"`
+	Procs   map[string]harness.Usage `json:"procs"`
+	Error   string                   `json:"error,omitempty"`
+}
+
+// Instances is the capacity arithmetic.
+type Instances struct {
+	CriterionMS float64       `json:"criterion_p95_over_model_ms"`
+	MaxErrRate  float64       `json:"max_error_rate"`
+	For         []int         `json:"for_users"`
+	Rows        []InstanceRow `json:"rows"`
+}
+
+// InstanceRow is one configuration's capacity and the instances it needs.
+type InstanceRow struct {
+	Config string `json:"config"`
+	// Capacity is users per 2-core instance meeting the criterion.
+	Capacity float64 `json:"capacity_users"`
+	// Basis says how Capacity was found: "measured" (highest level meeting it), "at least" (the
+	// top level met it), or "estimated" (no level met it: Little's law on the best throughput).
+	Basis     string  `json:"basis"`
+	RPS       float64 `json:"rps_at_capacity"`
+	Instances []int   `json:"instances"`
+	Seed      bool    `json:"seed,omitempty"`
+}
+
+// Write stores r as results.json in dir.
+func Write(dir string, r *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644)
+}
+
+// Read loads results.json from dir.
+func Read(dir string) (*Results, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode results: %w", err)
+	}
+	return &r, nil
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/proxy"
+)
+
+// buildNative builds the native handlers from cfg.Native: one Bedrock client
+// and one Redis client for the process. The returned func closes them.
+//
+// The legacy app's test hooks apply here too, off unless set:
+// CUTOVER_TEST_CLOCK=<unix seconds> freezes the clock, CUTOVER_TEST_IDS=1
+// derives new conversation ids from the request body.
+func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger) (proxy.NativeApp, func(), error) {
+	n := cfg.Native
+	br, err := handlers.NewBedrockClient(ctx, handlers.BedrockOptions{
+		Region: n.AWSRegion, EndpointURL: n.BedrockEndpointURL, Timeout: n.BedrockTimeout, MaxAttempts: n.BedrockMaxAttempts,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("native handlers: %w", err)
+	}
+	rc, err := handlers.NewRedisClient(n.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("native handlers: %w", err)
+	}
+	deps := handlers.Deps{Bedrock: br, Store: rc, Logger: log}
+	if v := os.Getenv("CUTOVER_TEST_CLOCK"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			rc.Close()
+			return nil, nil, fmt.Errorf("CUTOVER_TEST_CLOCK %q: %w", v, err)
+		}
+		deps.Now = handlers.FixedClock(secs)
+	}
+	if os.Getenv("CUTOVER_TEST_IDS") == "1" {
+		deps.NewID = handlers.HashedID
+	}
+	app, err := handlers.New(handlerConfig(n), deps)
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return app, func() { _ = rc.Close() }, nil
+}
+
+func handlerConfig(n config.Native) handlers.Config {
+	return handlers.Config{
+		ModelID: n.ModelID, SystemPrompt: n.SystemPrompt, MaxMessageChars: n.MaxMessageChars, HistoryTurns: n.HistoryTurns,
+		MaxContentLength: n.MaxContentLength, SecretKey: n.SecretKey, BedrockTimeout: n.BedrockTimeout,
+	}
+}
+
+// nativeEndpoints names the endpoints the native handlers implement, for
+// check-config; building them here touches no network.
+func nativeEndpoints(cfg *config.Config) ([]string, error) {
+	br, err := handlers.NewBedrockClient(context.Background(), handlers.BedrockOptions{
+		Region: cfg.Native.AWSRegion, Credentials: credentials.NewStaticCredentialsProvider("check", "check", ""),
+	})
+	if err != nil {
+		return nil, err
+	}
+	rc, err := handlers.NewRedisClient(cfg.Native.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	app, err := handlers.New(handlerConfig(cfg.Native), handlers.Deps{Bedrock: br, Store: rc})
+	if err != nil {
+		return nil, err
+	}
+	return app.Endpoints(), nil
+}

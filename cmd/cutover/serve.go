@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/proxy"
+)
+
+func init() {
+	register("serve", "run the proxy (traffic, admin API, metrics, config hot reload)", serveCmd)
+	register("check-config", "validate a config file (every problem at once) and exit", checkConfigCmd)
+}
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", os.Getenv("CUTOVER_CONFIG"), "config `file` (YAML; env CUTOVER_CONFIG); empty means environment and defaults only")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stdout, cfg.Log.Level)
+	native, closeNative, err := buildNative(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeNative()
+	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log})
+	if err != nil {
+		return err
+	}
+	return runServer(ctx, srv, log)
+}
+
+// runServer runs srv until ctx is done (SIGTERM/SIGINT), reloading the
+// config on SIGHUP.
+func runServer(ctx context.Context, srv *proxy.Server, log *slog.Logger) error {
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(ctx) })
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				if err := srv.Reload(); err != nil {
+					log.Error("SIGHUP reload", "error", err)
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func checkConfigCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: cutover check-config FILE")
+		return errUsage
+	}
+	cfg, err := config.Load(args[0])
+	if err != nil {
+		return err
+	}
+	endpoints, err := nativeEndpoints(cfg)
+	if err != nil {
+		return err
+	}
+	if err := proxy.Check(cfg, endpoints); err != nil {
+		return err
+	}
+	native := 0
+	for _, r := range cfg.Routes {
+		if r.Share > 0 {
+			native++
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d routes, %d with a native share)\n", args[0], len(cfg.Routes), native)
+	return nil
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/proxy"
+)
+
+func init() {
+	register("weights", "get|set ROUTE PERCENT|rollback: read or change native shares via the admin API", weightsCmd)
+}
+
+const weightsUsage = `usage: cutover weights [-admin URL] [-token TOKEN] get [ROUTE]
+       cutover weights [-admin URL] [-token TOKEN] set ROUTE PERCENT   (12.5, 12.5% or 1250bp)
+       cutover weights [-admin URL] [-token TOKEN] rollback            (every route to 0 %)
+env: CUTOVER_ADMIN_URL (default http://127.0.0.1:9090), CUTOVER_ADMIN_TOKEN`
+
+func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("weights", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, weightsUsage) }
+	def := os.Getenv("CUTOVER_ADMIN_URL")
+	if def == "" {
+		def = "http://127.0.0.1:9090"
+	}
+	admin := fs.String("admin", def, "admin API base `URL` (env CUTOVER_ADMIN_URL)")
+	token := fs.String("token", os.Getenv("CUTOVER_ADMIN_TOKEN"), "admin bearer `token` (env CUTOVER_ADMIN_TOKEN)")
+	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	c := &adminClient{base: strings.TrimRight(*admin, "/"), token: *token, hc: &http.Client{Timeout: *timeout}}
+	switch {
+	case rest[0] == "get" && len(rest) <= 2:
+		var out struct {
+			Routes []proxy.RouteInfo `json:"routes"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/admin/routes", nil, &out); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROUTE\tNATIVE %\tHANDLER\tPATH\tMETHODS")
+		found := false
+		for _, r := range out.Routes {
+			if len(rest) == 2 && r.Name != rest[1] {
+				continue
+			}
+			found = true
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, fmtPercent(r.NativeBP), yesNo(r.NativeHandler), r.Path, strings.Join(r.Methods, ","))
+		}
+		if len(rest) == 2 && !found {
+			return fmt.Errorf("unknown route %q", rest[1])
+		}
+		return tw.Flush()
+	case rest[0] == "set" && len(rest) == 3:
+		bp, err := parseShare(rest[2])
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Route  proxy.RouteInfo    `json:"route"`
+			Result proxy.ChangeResult `json:"result"`
+		}
+		body := map[string]int{"native_bp": bp}
+		if err := c.do(ctx, http.MethodPut, "/admin/routes/"+url.PathEscape(rest[1]), body, &out); err != nil {
+			return err
+		}
+		report(stdout, out.Result)
+		return nil
+	case rest[0] == "rollback" && len(rest) == 1:
+		var out struct {
+			Result proxy.ChangeResult `json:"result"`
+		}
+		if err := c.do(ctx, http.MethodPost, "/admin/rollback", nil, &out); err != nil {
+			return err
+		}
+		report(stdout, out.Result)
+		return nil
+	}
+	fs.Usage()
+	return errUsage
+}
+
+func report(w io.Writer, res proxy.ChangeResult) {
+	if len(res.Changes) == 0 {
+		fmt.Fprintln(w, "no change")
+	}
+	for _, c := range res.Changes {
+		fmt.Fprintf(w, "%s: %s -> %s native\n", c.Route, fmtPercent(c.Old), fmtPercent(c.New))
+	}
+	if !res.Persisted {
+		fmt.Fprintf(w, "warning: in force but not persisted: %s\n", res.PersistError)
+	}
+}
+
+// parseShare accepts "12.5", "12.5%" or "1250bp".
+func parseShare(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if v, ok := strings.CutSuffix(s, "bp"); ok {
+		bp, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || bp < 0 || bp > 10000 {
+			return 0, fmt.Errorf("share %q: basis points must be an integer in [0, 10000]", s)
+		}
+		return bp, nil
+	}
+	p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
+	if err != nil {
+		return 0, fmt.Errorf("share %q is not a percentage", s)
+	}
+	bp, err := config.PercentToBP(p)
+	if err != nil {
+		return 0, fmt.Errorf("share %q: %w", s, err)
+	}
+	return bp, nil
+}
+
+func fmtPercent(bp int) string { return strconv.FormatFloat(float64(bp)/100, 'f', -1, 64) + "%" }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+type adminClient struct {
+	base, token string
+	hc          *http.Client
+}
+
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set(proxy.ActorHeader, actorName())
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return json.Unmarshal(data, out)
+}
+
+func actorName() string {
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "unknown"
+	}
+	host, _ := os.Hostname()
+	return user + "@" + host + " (cutover weights)"
+}

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watcher reloads a config file when it changes. A new config that loads and
+// validates is handed to Apply; one that does not is reported and the last
+// good config stays in force. Watcher is safe for concurrent use.
+type Watcher struct {
+	// Path is the config file. Required.
+	Path string
+	// Apply swaps a valid config in; an error rejects it (the caller keeps
+	// the previous config). Required.
+	Apply func(*Config) error
+	// Result, if not nil, is told the outcome of every reload attempt
+	// (nil for success), for logs and metrics.
+	Result func(error)
+	// Debounce is the quiet time after a file event before reloading, since
+	// editors write in several steps. Zero means 100ms.
+	Debounce time.Duration
+
+	mu   sync.Mutex
+	last []byte // bytes of the last file that was applied or rejected
+}
+
+// Prime records data as the file content already in force, so an event that
+// leaves the file unchanged does not trigger a reload.
+func (w *Watcher) Prime(data []byte) {
+	w.mu.Lock()
+	w.last = bytes.Clone(data)
+	w.mu.Unlock()
+}
+
+// Reload reads the file now and applies it if it changed since the last
+// attempt (or always, when force is set), reporting the outcome.
+func (w *Watcher) Reload(force bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		err = fmt.Errorf("reload %s: %w", w.Path, err)
+		w.report(err)
+		return err
+	}
+	if !force && w.last != nil && bytes.Equal(data, w.last) {
+		return nil
+	}
+	w.last = data
+	c, err := Parse(data, os.Environ())
+	if err == nil {
+		c.file = w.Path
+		err = w.Apply(c)
+	}
+	if err != nil {
+		err = fmt.Errorf("reload %s: %w", w.Path, err)
+	}
+	w.report(err)
+	return err
+}
+
+func (w *Watcher) report(err error) {
+	if w.Result != nil {
+		w.Result(err)
+	}
+}
+
+// Run watches the file's directory (so editors' rename-over writes and
+// Kubernetes ConfigMap symlink swaps are seen) until ctx is done.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch config: %w", err)
+	}
+	defer fw.Close()
+	abs, err := filepath.Abs(w.Path)
+	if err != nil {
+		return fmt.Errorf("watch config: %w", err)
+	}
+	if err := fw.Add(filepath.Dir(abs)); err != nil {
+		return fmt.Errorf("watch config: %w", err)
+	}
+	debounce := w.Debounce
+	if debounce <= 0 {
+		debounce = 100 * time.Millisecond
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			_ = ev // any change in the directory may be ours (symlink swaps); the content check filters the rest
+			timer.Reset(debounce)
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			w.report(fmt.Errorf("watch config: %w", err))
+		case <-timer.C:
+			_ = w.Reload(false) // reported through Result
+		}
+	}
+}

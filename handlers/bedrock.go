@@ -1,0 +1,219 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/smithy-go"
+
+	"github.com/cutover/cutover/compat"
+	"github.com/cutover/cutover/internal/bedrockhttp"
+)
+
+// ModelInvoker is the non-streaming Bedrock call /chat makes
+// (*bedrockruntime.Client satisfies it).
+type ModelInvoker interface {
+	InvokeModel(ctx context.Context, params *bedrockruntime.InvokeModelInput, optFns ...func(*bedrockruntime.Options)) (*bedrockruntime.InvokeModelOutput, error)
+}
+
+// StreamInvoker is the streaming Bedrock call /chat/stream makes
+// (*bedrockruntime.Client satisfies it).
+type StreamInvoker interface {
+	InvokeModelWithResponseStream(ctx context.Context, params *bedrockruntime.InvokeModelWithResponseStreamInput, optFns ...func(*bedrockruntime.Options)) (*bedrockruntime.InvokeModelWithResponseStreamOutput, error)
+}
+
+// Bedrock is both calls.
+type Bedrock interface {
+	ModelInvoker
+	StreamInvoker
+}
+
+var _ Bedrock = (*bedrockruntime.Client)(nil)
+
+// BedrockOptions configures NewBedrockClient like the legacy boto3 client.
+type BedrockOptions struct {
+	// Region is AWS_REGION. Empty means "us-east-1".
+	Region string
+	// EndpointURL is BEDROCK_ENDPOINT_URL. Empty means the real AWS endpoint.
+	EndpointURL string
+	// Timeout is BEDROCK_TIMEOUT, botocore's read_timeout: here the wait for
+	// response headers (and, in /chat/stream, the handler's wait between two
+	// events). Zero means 60s.
+	Timeout time.Duration
+	// ConnectTimeout bounds connection setup. Zero means 5s (the legacy value).
+	ConnectTimeout time.Duration
+	// MaxAttempts is BEDROCK_MAX_ATTEMPTS: attempts per call, first included,
+	// in the SDK's standard retry mode (as botocore's "standard"). Zero means 3.
+	MaxAttempts int
+	// Credentials, when set, are used as they are (and bearer-token auth is
+	// turned off, since it refuses plain-http endpoints). Nil means the
+	// default AWS credential chain.
+	Credentials aws.CredentialsProvider
+}
+
+func (o BedrockOptions) withDefaults() BedrockOptions {
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 3
+	}
+	return o
+}
+
+// NewBedrockClient builds the one Bedrock Runtime client a process uses: its
+// own connection pool with the connect and response-header timeouts, the
+// transport fix of internal/bedrockhttp, the standard retryer with
+// MaxAttempts. Build it once at start.
+func NewBedrockClient(ctx context.Context, o BedrockOptions) (*bedrockruntime.Client, error) {
+	o = o.withDefaults()
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.ResponseHeaderTimeout = o.Timeout
+	transport.MaxIdleConnsPerHost = 256
+	httpClient := bedrockhttp.Client(&http.Client{Transport: transport})
+
+	optFns := []func(*bedrockruntime.Options){func(bo *bedrockruntime.Options) {
+		bo.HTTPClient = httpClient
+		bo.RetryMaxAttempts = o.MaxAttempts
+		bo.RetryMode = aws.RetryModeStandard
+		if o.EndpointURL != "" {
+			bo.BaseEndpoint = aws.String(o.EndpointURL)
+		}
+		if o.Credentials != nil {
+			bo.BearerAuthTokenProvider = nil
+			bo.AuthSchemePreference = nil
+		}
+	}}
+	if o.Credentials != nil {
+		return bedrockruntime.New(bedrockruntime.Options{Region: o.Region, Credentials: o.Credentials}, optFns...), nil
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(o.Region))
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	return bedrockruntime.NewFromConfig(cfg, optFns...), nil
+}
+
+// bedrockBody is the legacy bedrock_body: json.dumps with Python's default
+// separators and this key order.
+func (a *App) bedrockBody(req *chatRequest, history []any) ([]byte, error) {
+	messages := append(history, compat.Object{{Key: "role", Value: "user"}, {Key: "content", Value: req.message}})
+	return compat.Dumps(compat.Object{
+		{Key: "anthropic_version", Value: anthropicVersion},
+		{Key: "system", Value: a.cfg.SystemPrompt},
+		{Key: "messages", Value: messages},
+		{Key: "max_tokens", Value: req.maxTokens},
+		{Key: "temperature", Value: req.temperature},
+	}, compat.DumpOptions{})
+}
+
+// isThrottling is the legacy is_throttling: the service said ThrottlingException.
+func isThrottling(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "ThrottlingException"
+}
+
+// errBadReply is a Bedrock body the legacy code cannot read (ValueError,
+// KeyError or TypeError there): a 502.
+var errBadReply = errors.New("bedrock returned an unexpected body")
+
+// errReplyShape is a Bedrock body on which the legacy code raises an
+// exception it does not catch (AttributeError): a 500 there.
+var errReplyShape = errors.New("bedrock reply content is not a list of objects")
+
+// reply is what /chat takes from an InvokeModel body.
+type reply struct {
+	text       string
+	stopReason any
+	usage      compat.Object
+}
+
+// parseReply reads an Anthropic messages response as the legacy /chat does:
+//
+//	result = json.loads(body)
+//	reply = "".join(block["text"] for block in result["content"] if block.get("type") == "text")
+//	stop_reason = result.get("stop_reason")
+//	usage = {"input_tokens": result["usage"]["input_tokens"], "output_tokens": ...}
+func parseReply(body []byte) (*reply, error) {
+	v, err := compat.Unmarshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadReply, err)
+	}
+	result, ok := v.(compat.Object)
+	if !ok {
+		return nil, errBadReply // result["content"] on a list, str, number or None: TypeError
+	}
+	content, ok := result.Get("content")
+	if !ok {
+		return nil, errBadReply
+	}
+	var blocks []any
+	switch c := content.(type) {
+	case []any:
+		blocks = c
+	case compat.Object, string:
+		// Iterating a dict or str yields str, and str has no .get.
+		if s, isStr := c.(string); isStr && s == "" {
+			break
+		}
+		if o, isObj := c.(compat.Object); isObj && len(o) == 0 {
+			break
+		}
+		return nil, errReplyShape
+	default:
+		return nil, errBadReply // not iterable: TypeError
+	}
+	var texts []any
+	for _, b := range blocks {
+		block, ok := b.(compat.Object)
+		if !ok {
+			return nil, errReplyShape
+		}
+		if typ, _ := block.Get("type"); typ != "text" {
+			continue
+		}
+		text, ok := block.Get("text")
+		if !ok {
+			return nil, errBadReply
+		}
+		texts = append(texts, text)
+	}
+	out := &reply{}
+	for _, t := range texts {
+		s, ok := t.(string)
+		if !ok {
+			return nil, errBadReply // str.join of a non-str: TypeError
+		}
+		out.text += s
+	}
+	out.stopReason, _ = result.Get("stop_reason")
+	usage, ok := result.Get("usage")
+	if !ok {
+		return nil, errBadReply
+	}
+	u, ok := usage.(compat.Object)
+	if !ok {
+		return nil, errBadReply
+	}
+	in, okIn := u.Get("input_tokens")
+	outTokens, okOut := u.Get("output_tokens")
+	if !okIn || !okOut {
+		return nil, errBadReply
+	}
+	out.usage = compat.Object{{Key: "input_tokens", Value: in}, {Key: "output_tokens", Value: outTokens}}
+	return out, nil
+}

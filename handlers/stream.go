@@ -1,0 +1,210 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/cutover/cutover/compat"
+)
+
+// sse is the legacy sse(event, payload): "event: E\ndata: json.dumps(payload)\n\n".
+func sse(event string, payload compat.Object) []byte {
+	data, err := compat.Dumps(payload, compat.DumpOptions{})
+	if err != nil {
+		// Only decoded JSON values and strings reach here; they always encode.
+		panic(err)
+	}
+	b := make([]byte, 0, len(event)+len(data)+16)
+	b = append(b, "event: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// index is Python's v[key] on a decoded JSON value: it succeeds only on a
+// dict holding key (KeyError, TypeError otherwise).
+func index(v any, key string) (any, bool) {
+	o, ok := v.(compat.Object)
+	if !ok {
+		return nil, false
+	}
+	return o.Get(key)
+}
+
+// errStreamShape is an event the legacy generator fails on (any exception
+// inside its try): reported in-band as the error event.
+var errStreamShape = errors.New("unexpected bedrock stream event")
+
+// streamState is what the legacy generate() accumulates.
+type streamState struct {
+	parts      []any
+	usage      compat.Object
+	stopReason any
+}
+
+// handleChunk is one iteration of the legacy loop over the event stream. It
+// returns the SSE delta to send, if any.
+func (st *streamState) handleChunk(payload []byte) ([]byte, error) {
+	v, err := compat.Unmarshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	data, ok := v.(compat.Object)
+	if !ok {
+		return nil, errStreamShape // data.get on a non-dict: AttributeError
+	}
+	kind, _ := data.Get("type")
+	switch kind {
+	case "message_start":
+		msg, _ := data.Get("message")
+		usage, ok := index(msg, "usage")
+		if !ok {
+			return nil, errStreamShape
+		}
+		in, ok := index(usage, "input_tokens")
+		if !ok {
+			return nil, errStreamShape
+		}
+		st.usage.Set("input_tokens", in)
+	case "content_block_delta":
+		delta, ok := data.Get("delta")
+		if !ok {
+			return nil, errStreamShape
+		}
+		d, ok := delta.(compat.Object)
+		if !ok {
+			return nil, errStreamShape
+		}
+		if typ, _ := d.Get("type"); typ != "text_delta" {
+			return nil, nil
+		}
+		text, ok := d.Get("text")
+		if !ok {
+			return nil, errStreamShape
+		}
+		st.parts = append(st.parts, text)
+		return sse("delta", compat.Object{{Key: "text", Value: text}}), nil
+	case "message_delta":
+		delta, ok := data.Get("delta")
+		if !ok {
+			return nil, errStreamShape
+		}
+		d, ok := delta.(compat.Object)
+		if !ok {
+			return nil, errStreamShape
+		}
+		st.stopReason, _ = d.Get("stop_reason")
+		usage, _ := data.Get("usage")
+		out, ok := index(usage, "output_tokens")
+		if !ok {
+			return nil, errStreamShape
+		}
+		st.usage.Set("output_tokens", out)
+	}
+	return nil, nil
+}
+
+// chatStream is POST /chat/stream: the answer as server-sent events, each
+// delta flushed as Bedrock sends it. A client that goes away cancels the
+// Bedrock call (the request context) and nothing is saved.
+func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
+	req, conv, payload, ok := a.prepare(w, r)
+	if !ok {
+		return
+	}
+	// callCtx also ends when Bedrock is silent for BedrockTimeout (botocore's
+	// read_timeout between two reads of the stream).
+	callCtx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	idle := time.AfterFunc(a.cfg.BedrockTimeout, cancel)
+	defer idle.Stop()
+
+	out, err := a.bedrock.InvokeModelWithResponseStream(callCtx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+		ModelId:     aws.String(req.model),
+		Body:        payload,
+		ContentType: aws.String("application/json"),
+		Accept:      aws.String("application/json"),
+	})
+	if err != nil {
+		a.bedrockFailure(w, "invoke_model_with_response_stream", err)
+		return
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(b []byte) bool {
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+
+	st := &streamState{usage: compat.Object{{Key: "input_tokens", Value: int64(0)}, {Key: "output_tokens", Value: int64(0)}}}
+	var streamErr error
+	for ev := range stream.Events() {
+		idle.Reset(a.cfg.BedrockTimeout)
+		chunk, ok := ev.(*types.ResponseStreamMemberChunk)
+		if !ok {
+			continue
+		}
+		delta, err := st.handleChunk(chunk.Value.Bytes)
+		if err != nil {
+			streamErr = err
+			break
+		}
+		if delta != nil && !send(delta) {
+			a.log.Info("client went away during the stream", "conversation", conv.key)
+			return
+		}
+	}
+	if streamErr == nil {
+		streamErr = stream.Err()
+	}
+	if r.Context().Err() != nil {
+		a.log.Info("client went away during the stream", "conversation", conv.key)
+		return
+	}
+	if streamErr != nil {
+		a.log.Error("bedrock stream failed", "err", streamErr)
+		send(sse("error", compat.Object{{Key: "error", Value: "the model stream failed"}, {Key: "code", Value: "bedrock_error"}}))
+		return
+	}
+	stream.Close()
+
+	var text strings.Builder
+	for _, p := range st.parts {
+		s, ok := p.(string)
+		if !ok {
+			// "".join raises TypeError outside the generator's try: the
+			// legacy server drops the connection mid-stream.
+			a.log.Error("bedrock stream delta text is not a string")
+			panic(http.ErrAbortHandler)
+		}
+		text.WriteString(s)
+	}
+	if err := a.saveTurns(r.Context(), conv.key, req.message, text.String()); err != nil {
+		if !errors.Is(err, errStoreDown) {
+			a.log.Error("unhandled store error after stream", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		a.log.Error("redis unavailable after stream", "err", err)
+		send(sse("error", compat.Object{{Key: "error", Value: "conversation store unavailable"}, {Key: "code", Value: "store_unavailable"}}))
+		return
+	}
+	send(sse("done", compat.Object{
+		{Key: "conversation_id", Value: conv.value},
+		{Key: "usage", Value: st.usage},
+		{Key: "stop_reason", Value: st.stopReason},
+	}))
+}

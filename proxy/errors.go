@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"syscall"
+)
+
+// StatusClientClosed is the status logged (never sent) when the client went
+// away before the response was complete, as nginx does.
+const StatusClientClosed = 499
+
+// Sentinel errors for outcomes callers branch on.
+var (
+	// ErrBackendTimeout wraps round trips that ran out of time.
+	ErrBackendTimeout = errors.New("backend timeout")
+	// ErrBackendUnreachable wraps round trips that could not reach the backend.
+	ErrBackendUnreachable = errors.New("backend unreachable")
+)
+
+// StatusFor is the one place that maps a failed round trip to a status code:
+// 499 when the client went away (r's context was cancelled), 504 when the
+// backend timed out, 502 otherwise (unreachable, reset, bad response).
+func StatusFor(r *http.Request, err error) int {
+	switch ErrorKind(r, err) {
+	case "client_gone":
+		return StatusClientClosed
+	case "timeout":
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// ErrorKind classifies a round-trip error for logs and metrics:
+// "client_gone", "timeout", "unreachable" (could not connect) or "bad_gateway"
+// (anything else, e.g. the connection broke mid-response).
+func ErrorKind(r *http.Request, err error) string {
+	if r != nil && errors.Is(r.Context().Err(), context.Canceled) {
+		return "client_gone"
+	}
+	if errors.Is(err, ErrBackendTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	if errors.Is(err, ErrBackendUnreachable) || errors.Is(err, syscall.ECONNREFUSED) {
+		return "unreachable"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return "unreachable"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "client_gone"
+	}
+	return "bad_gateway"
+}

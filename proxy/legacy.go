@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/compat"
+	"github.com/cutover/cutover/config"
+)
+
+// LegacyOptions configures the legacy pass-through.
+type LegacyOptions struct {
+	// Transport overrides the round tripper (a breaker decorator wraps the
+	// default one this way). Nil means NewTransport(cfg).
+	Transport http.RoundTripper
+	// Logger receives proxy errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// NewTransport builds the transport to legacy once, at start: cloned from
+// http.DefaultTransport with connection reuse and timeouts from cfg.
+func NewTransport(cfg config.Legacy) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil // never an environment proxy between cutover and legacy
+	t.DialContext = (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = cfg.ResponseHeaderTimeout
+	t.IdleConnTimeout = cfg.IdleConnTimeout
+	t.MaxIdleConns = 0 // bounded per host below
+	t.MaxIdleConnsPerHost = cfg.MaxIdleConnsPerHost
+	t.MaxConnsPerHost = cfg.MaxConnsPerHost
+	// Pass Content-Encoding through untouched: never ask for gzip ourselves.
+	t.DisableCompression = true
+	t.ForceAttemptHTTP2 = false
+	return t
+}
+
+// NewLegacy builds the legacy pass-through handler: one
+// httputil.ReverseProxy, built once, forwarding byte-faithfully (method, raw
+// path and query, body, every end-to-end header, X-Forwarded-* appended as
+// behind an ALB), streaming responses (SSE and unknown-length bodies are
+// flushed on every write), and answering failed round trips with the status
+// StatusFor picks. The Decision of the request, when the ResponseWriter is
+// the proxy's recorder, receives the round-trip error.
+func NewLegacy(cfg config.Legacy, opts LegacyOptions) (http.Handler, error) {
+	target, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("legacy url: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	rt := opts.Transport
+	if rt == nil {
+		rt = NewTransport(cfg)
+	}
+	rewriteHost := cfg.RewriteHost
+	rp := &httputil.ReverseProxy{
+		Transport:     rt,
+		FlushInterval: cfg.FlushInterval,
+		BufferPool:    bufferPool{},
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rewrite(pr, target, rewriteHost)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if rec, ok := w.(*recorder); ok && rec.d != nil {
+				rec.d.Err = err
+			}
+			status := StatusFor(r, err)
+			if status == StatusClientClosed {
+				if rec, ok := w.(*recorder); ok {
+					rec.status = StatusClientClosed
+				}
+				return // nobody to answer
+			}
+			writeErrorPage(w, status)
+		},
+	}
+	return rp, nil
+}
+
+// rewrite sends the request to target keeping it as the client sent it.
+func rewrite(pr *httputil.ProxyRequest, target *url.URL, rewriteHost bool) {
+	in, out := pr.In, pr.Out
+	out.URL.Scheme = target.Scheme
+	out.URL.Host = target.Host
+	if !rewriteHost {
+		out.Host = in.Host
+	} else {
+		out.Host = ""
+	}
+	// The raw request target, not a re-encoding of the decoded path: send
+	// the client's bytes (Opaque is written verbatim in the request line).
+	ruri := in.RequestURI
+	path, _, _ := strings.Cut(ruri, "?")
+	if strings.HasPrefix(path, "/") && !strings.HasPrefix(path, "//") {
+		if target.Path != "" && target.Path != "/" {
+			path = strings.TrimSuffix(target.Path, "/") + path
+		}
+		out.URL.Opaque = path
+		out.URL.RawPath = ""
+	} else if target.Path != "" && target.Path != "/" {
+		out.URL.Path = strings.TrimSuffix(target.Path, "/") + in.URL.Path
+		out.URL.RawPath = ""
+	}
+	// Rewrite mode strips unparsable query parameters and forwarding
+	// headers before calling us; restore the client's bytes.
+	out.URL.RawQuery = in.URL.RawQuery
+	for _, h := range [...]string{"Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if v, ok := in.Header[h]; ok {
+			out.Header[h] = v
+		}
+	}
+	// X-Forwarded-For: append our peer to what the ALB sent.
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		out.Header["X-Forwarded-For"] = []string{ip}
+	}
+	// Proto and port describe the client's connection: the ALB's values
+	// stand; set them only when nobody in front did.
+	if _, ok := in.Header["X-Forwarded-Proto"]; !ok {
+		if in.TLS != nil {
+			out.Header["X-Forwarded-Proto"] = []string{"https"}
+		} else {
+			out.Header["X-Forwarded-Proto"] = []string{"http"}
+		}
+	}
+	if _, ok := in.Header["X-Forwarded-Port"]; !ok {
+		if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if tcp, ok := la.(*net.TCPAddr); ok {
+				out.Header["X-Forwarded-Port"] = []string{strconv.Itoa(tcp.Port)}
+			}
+		}
+	}
+}
+
+// writeErrorPage answers a failed round trip like Werkzeug would for the code.
+func writeErrorPage(w http.ResponseWriter, status int) {
+	body := compat.ErrorPage(status, compat.DefaultDescription(status))
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// bufferPool pools the 32 KiB copy buffers of the reverse proxy.
+type bufferPool struct{}
+
+const copyBufferSize = 32 << 10
+
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) == copyBufferSize {
+		copyBuffers.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
+
+var _ httputil.BufferPool = bufferPool{}

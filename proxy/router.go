@@ -1,0 +1,364 @@
+package proxy
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cutover/cutover/compat"
+	"github.com/cutover/cutover/config"
+)
+
+// Errors of share changes.
+var (
+	// ErrUnknownRoute: no route has that name.
+	ErrUnknownRoute = errors.New("unknown route")
+	// ErrNoHandler: the route has no native handler, so its share must stay 0.
+	ErrNoHandler = errors.New("route has no native handler")
+)
+
+// RouterOptions are the parts a Router is built from.
+type RouterOptions struct {
+	// Legacy serves requests routed to legacy. Required (see NewLegacy).
+	Legacy http.Handler
+	// Native serves requests routed to native. Nil means no native handlers:
+	// every request goes to legacy and any share above 0 is rejected.
+	Native NativeApp
+	// Wrap decorates the base Dispatcher (breakers, fallback, shadowing).
+	// Nil means none.
+	Wrap func(Dispatcher) Dispatcher
+	// Metrics receives request metrics. Nil means NewMetrics().
+	Metrics *Metrics
+	// Logger receives the access log and events. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Router is the front door's handler: it matches each request against the
+// route table, decides the backend (override header, else the sticky bucket
+// against the route's share), dispatches, and logs and counts the outcome.
+// The config in force is an immutable snapshot swapped atomically, so a
+// reload or a share change never blocks or drops a request. Safe for
+// concurrent use.
+type Router struct {
+	snap     atomic.Pointer[snapshot]
+	dispatch Dispatcher
+	native   map[string]bool
+	hasApp   bool
+	metrics  *Metrics
+	log      *slog.Logger
+
+	mu  sync.Mutex // serialises config changes
+	cfg *config.Config
+}
+
+// snapshot is the compiled config in force.
+type snapshot struct {
+	cfg       *config.Config
+	rules     *compat.Map // nil when there are no routes
+	routes    map[string]*route
+	unmatched *routeMetrics
+	ov        struct {
+		enabled     bool
+		header      string
+		tokenHeader string
+		token       []byte
+	}
+	servedBy  string
+	id        identityOpts
+	accessLog bool
+}
+
+type route struct {
+	cfg     *config.Route
+	share   int
+	native  bool
+	seed    uint64
+	sources []source
+	m       *routeMetrics
+}
+
+// NewRouter builds a Router for cfg.
+func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
+	if opts.Legacy == nil {
+		return nil, errors.New("new router: no legacy handler")
+	}
+	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger}
+	if rt.metrics == nil {
+		rt.metrics = NewMetrics()
+	}
+	if rt.log == nil {
+		rt.log = slog.Default()
+	}
+	base := &backends{legacy: opts.Legacy}
+	if opts.Native != nil {
+		base.native = opts.Native
+		rt.hasApp = true
+		for _, e := range opts.Native.Endpoints() {
+			rt.native[e] = true
+		}
+	}
+	rt.dispatch = base
+	if opts.Wrap != nil {
+		rt.dispatch = opts.Wrap(base)
+	}
+	if err := rt.Apply(cfg); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// Metrics returns the router's collectors.
+func (rt *Router) Metrics() *Metrics { return rt.metrics }
+
+// Config returns the config in force (read only).
+func (rt *Router) Config() *config.Config { return rt.snap.Load().cfg }
+
+// HasNative reports whether a native handler serves the named endpoint.
+func (rt *Router) HasNative(name string) bool { return rt.native[name] }
+
+// Check reports every problem that would make cfg rejected by Apply, beyond
+// config's own validation: rules that do not compile, shares on routes
+// without a native handler, a health path that collides with a route.
+func Check(cfg *config.Config, nativeEndpoints []string) error {
+	native := map[string]bool{}
+	for _, e := range nativeEndpoints {
+		native[e] = true
+	}
+	_, err := compile(cfg, native, nil)
+	return err
+}
+
+// Apply swaps cfg in atomically; requests in flight finish under the
+// snapshot they started with. An invalid cfg is rejected and the previous
+// one stays in force.
+func (rt *Router) Apply(cfg *config.Config) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.applyLocked(cfg)
+}
+
+func (rt *Router) applyLocked(cfg *config.Config) error {
+	s, err := compile(cfg, rt.native, rt.metrics)
+	if err != nil {
+		return err
+	}
+	rt.snap.Store(s)
+	rt.cfg = cfg
+	for name, r := range s.routes {
+		rt.metrics.shares.WithLabelValues(name).Set(float64(r.share) / config.MaxShare)
+	}
+	return nil
+}
+
+func compile(cfg *config.Config, native map[string]bool, m *Metrics) (*snapshot, error) {
+	s := &snapshot{cfg: cfg, routes: map[string]*route{}}
+	var errs []error
+	rules := make([]compat.Rule, 0, len(cfg.Routes))
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		rules = append(rules, compat.Rule{Endpoint: rc.Name, Pattern: rc.Path, Methods: rc.Methods})
+		r := &route{cfg: rc, share: rc.Share, native: native[rc.Name], seed: Seed(rc.Salt), sources: compileSources(rc.Sources)}
+		if r.share > 0 && !r.native {
+			errs = append(errs, fmt.Errorf("route %q: native share %v%% but no native handler is registered for it; its share must be 0",
+				rc.Name, config.BPToPercent(r.share)))
+		}
+		if m != nil {
+			r.m = m.route(rc.Name)
+		}
+		s.routes[rc.Name] = r
+	}
+	if len(rules) > 0 {
+		mp, err := compat.NewMap(rules...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routes: %w", err))
+		} else {
+			s.rules = mp
+			if mt, err := mp.Match("GET", cfg.Listen.HealthPath); err == nil {
+				errs = append(errs, fmt.Errorf("listen: health_path %q collides with route %q", cfg.Listen.HealthPath, mt.Endpoint))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if m != nil {
+		s.unmatched = m.route(UnmatchedRoute)
+	}
+	s.ov.enabled = cfg.Override.Enabled
+	s.ov.header = textproto.CanonicalMIMEHeaderKey(cfg.Override.Header)
+	s.ov.tokenHeader = textproto.CanonicalMIMEHeaderKey(cfg.Override.TokenHeader)
+	if cfg.Override.Token != "" {
+		s.ov.token = []byte(cfg.Override.Token)
+	}
+	if cfg.Listen.ServedByHeader != "" {
+		s.servedBy = textproto.CanonicalMIMEHeaderKey(cfg.Listen.ServedByHeader)
+	}
+	s.id = identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes}
+	s.accessLog = cfg.Log.AccessLog()
+	return s, nil
+}
+
+var decisionPool = sync.Pool{New: func() any { return new(Decision) }}
+
+// ServeHTTP routes one request.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s := rt.snap.Load()
+	d := decisionPool.Get().(*Decision)
+	d.reset()
+	rm := rt.decide(s, r, d)
+	// The override header and its token never reach a backend.
+	delete(r.Header, s.ov.header)
+	delete(r.Header, s.ov.tokenHeader)
+
+	rec := getRecorder(w, d, s.servedBy)
+	rt.metrics.inFlight.Inc()
+	defer func() {
+		p := recover()
+		wroteBefore := rec.wrote
+		rt.metrics.inFlight.Dec()
+		rt.finish(s, r, d, rm, rec, start, p)
+		putRecorder(rec)
+		*d = Decision{}
+		decisionPool.Put(d)
+		if p == http.ErrAbortHandler || (p != nil && wroteBefore) {
+			// Abort the connection so the client sees a truncated response,
+			// not one that looks complete (net/http recovers this one quietly).
+			panic(http.ErrAbortHandler)
+		}
+	}()
+	rt.dispatch.Dispatch(rec, r, d)
+}
+
+// decide fills d and returns the metrics of the route it matched.
+func (rt *Router) decide(s *snapshot, r *http.Request, d *Decision) *routeMetrics {
+	var rte *route
+	if s.rules != nil {
+		if mt, err := s.rules.Match(r.Method, compat.PathInfo(r)); err == nil {
+			rte = s.routes[mt.Endpoint]
+			d.Match = mt
+		}
+	}
+	rm := s.unmatched
+	d.Route = UnmatchedRoute
+	d.Reason = ReasonUnmatched
+	if rte != nil {
+		rm = rte.m
+		d.Route = rte.cfg.Name
+		d.Config = rte.cfg
+	}
+	defer func() { d.Served = d.Backend }()
+	if b, ok := s.override(r); ok && (b == Legacy || rt.hasApp) {
+		d.Backend, d.Reason = b, ReasonOverride
+		return rm
+	}
+	if rte == nil {
+		return rm
+	}
+	switch {
+	case !rte.native:
+		d.Backend, d.Reason = Legacy, ReasonNoHandler
+	case rte.share <= 0:
+		d.Backend, d.Reason = Legacy, ReasonShare
+	case rte.share >= config.MaxShare:
+		d.Backend, d.Reason = Native, ReasonShare
+	default:
+		key, src := identity(r, &d.Match, rte.sources, &s.id)
+		if key == "" {
+			d.Backend, d.Reason = Legacy, ReasonNoIdentity
+			return rm
+		}
+		d.Bucket = Bucket(rte.seed, key)
+		d.Source = src
+		d.Reason = ReasonShare
+		if d.Bucket < rte.share {
+			d.Backend = Native
+		}
+	}
+	return rm
+}
+
+// override returns the backend the QA override header asks for, when the
+// override is enabled and (if a token is configured) authorised.
+func (s *snapshot) override(r *http.Request) (Backend, bool) {
+	if !s.ov.enabled {
+		return Legacy, false
+	}
+	vs := r.Header[s.ov.header]
+	if len(vs) == 0 {
+		return Legacy, false
+	}
+	if s.ov.token != nil {
+		t := r.Header[s.ov.tokenHeader]
+		if len(t) != 1 || subtle.ConstantTimeCompare([]byte(t[0]), s.ov.token) != 1 {
+			return Legacy, false
+		}
+	}
+	switch strings.ToLower(strings.TrimSpace(vs[0])) {
+	case "legacy":
+		return Legacy, true
+	case "native":
+		return Native, true
+	}
+	return Legacy, false
+}
+
+// finish records the outcome of a request: metrics and the access log.
+func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) {
+	status := rec.Status()
+	errKind := ""
+	if d.Err != nil {
+		errKind = ErrorKind(r, d.Err)
+	}
+	if p != nil {
+		if p != http.ErrAbortHandler {
+			rt.log.Error("handler panic", "route", d.Route, "backend", d.Served.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !rec.wrote {
+				writeErrorPage(rec, http.StatusInternalServerError)
+				status = http.StatusInternalServerError
+			}
+			errKind = "panic"
+		} else if errKind == "" {
+			errKind = "aborted"
+		}
+	}
+	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote) {
+		status = StatusClientClosed
+		errKind = "client_gone"
+	}
+	if rm != nil {
+		rm.requests[d.Served][codeClass(status)].Inc()
+		rm.latency[d.Served].Observe(time.Since(start).Seconds())
+		rm.decisions[d.Backend][d.Reason].Inc()
+	}
+	if errKind != "" {
+		rt.metrics.errors.WithLabelValues(d.Route, d.Served.String(), errKind).Inc()
+	}
+	if !s.accessLog {
+		return
+	}
+	attrs := [...]slog.Attr{
+		slog.String("route", d.Route),
+		slog.String("backend", d.Served.String()),
+		slog.String("reason", d.Reason.String()),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("bucket", bucketLabel(d.Bucket)),
+		slog.String("source", d.Source),
+		slog.String("fallback", d.Fallback),
+		slog.String("error", errKind),
+	}
+	rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}

@@ -1,0 +1,255 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cutover/cutover/config"
+)
+
+// Options are the optional parts of a Server.
+type Options struct {
+	// Native is the native handlers. Nil means none (pure pass-through).
+	Native NativeApp
+	// Wrap decorates the dispatcher (breakers, fallback, shadowing). Nil means none.
+	Wrap func(Dispatcher) Dispatcher
+	// LegacyTransport replaces the transport to legacy (e.g. wrapped by a
+	// breaker). Nil means NewTransport(cfg.Legacy).
+	LegacyTransport http.RoundTripper
+	// Logger is the process logger. Nil means slog.Default().
+	Logger *slog.Logger
+	// TrafficListener and AdminListener, if set, are used instead of
+	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
+	TrafficListener net.Listener
+	AdminListener   net.Listener
+}
+
+// Server is a whole cutover process: the traffic listener (an Echo server
+// with the ALB health check and the Router), the admin listener, and config
+// hot reload. Build it with New, then Run it.
+type Server struct {
+	Router *Router
+	Admin  *Admin
+
+	cfg      *config.Config // at start: listener and transport settings
+	log      *slog.Logger
+	traffic  *echo.Echo
+	tsrv     *http.Server
+	asrv     *http.Server
+	tln, aln net.Listener
+	watcher  *config.Watcher
+	draining atomic.Bool
+	// transport is the legacy transport when New built it (nil when given).
+	transport *http.Transport
+}
+
+// New builds a Server for cfg (validated by config.Load): the legacy reverse
+// proxy and its transport, the router and the admin API, once.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var transport *http.Transport
+	rtp := opts.LegacyTransport
+	if rtp == nil {
+		transport = NewTransport(cfg.Legacy)
+		rtp = transport
+	}
+	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: rtp, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: opts.Native, Wrap: opts.Wrap, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Router: rt, Admin: NewAdmin(rt), cfg: cfg, log: log, tln: opts.TrafficListener, aln: opts.AdminListener, transport: transport}
+
+	s.traffic = echo.New()
+	s.traffic.HideBanner, s.traffic.HidePort = true, true
+	healthPath := cfg.Listen.HealthPath
+	front := func(c echo.Context) error {
+		r := c.Request()
+		w := c.Response().Writer // the raw writer: the proxy streams and flushes itself
+		if r.URL.Path == healthPath {
+			s.health(w, r)
+			return nil
+		}
+		rt.ServeHTTP(w, r)
+		return nil
+	}
+	// Every request takes this path before Echo's router: Flask's routing
+	// (in the Router) decides, so no path or method can collide with Echo's.
+	s.traffic.Pre(func(echo.HandlerFunc) echo.HandlerFunc { return front })
+
+	s.tsrv = &http.Server{
+		Handler:           s.traffic,
+		ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Listen.ReadTimeout,
+		IdleTimeout:       cfg.Listen.IdleTimeout,
+		MaxHeaderBytes:    cfg.Listen.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	s.asrv = &http.Server{
+		Handler:           s.Admin,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cfg.Listen.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if cfg.File() != "" {
+		s.watcher = &config.Watcher{Path: cfg.File(), Apply: s.apply, Result: s.reloaded}
+	}
+	return s, nil
+}
+
+// health answers the ALB health check: 200 while serving, 503 once draining.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("draining\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// apply swaps a reloaded config in; settings read only at start are
+// reported as needing a restart.
+func (s *Server) apply(c *config.Config) error {
+	if err := s.Router.Apply(c); err != nil {
+		return err
+	}
+	if c.Legacy != s.cfg.Legacy || c.Listen.Addr != s.cfg.Listen.Addr || c.Admin.Addr != s.cfg.Admin.Addr ||
+		c.Listen.HealthPath != s.cfg.Listen.HealthPath || c.Native != s.cfg.Native {
+		s.log.Warn("config reloaded; listen, admin address, health_path, legacy and native settings take effect on restart")
+	}
+	return nil
+}
+
+func (s *Server) reloaded(err error) {
+	s.Router.Metrics().Reload(err)
+	if err != nil {
+		s.log.Error("config reload rejected; the last good config stays in force", "error", err)
+		return
+	}
+	s.log.Info("config reloaded", "file", s.cfg.File())
+}
+
+// Reload re-reads the config file now (SIGHUP), even if unchanged.
+func (s *Server) Reload() error {
+	if s.watcher == nil {
+		return errors.New("reload: config has no file")
+	}
+	return s.watcher.Reload(true)
+}
+
+// Listen binds the traffic and admin listeners (unless given in Options).
+func (s *Server) Listen() error {
+	if s.tln == nil {
+		ln, err := net.Listen("tcp", s.cfg.Listen.Addr)
+		if err != nil {
+			return fmt.Errorf("listen traffic: %w", err)
+		}
+		s.tln = ln
+	}
+	if s.aln == nil {
+		ln, err := net.Listen("tcp", s.cfg.Admin.Addr)
+		if err != nil {
+			return fmt.Errorf("listen admin: %w", err)
+		}
+		s.aln = ln
+	}
+	return nil
+}
+
+// TrafficAddr is the traffic listener's address (after Listen).
+func (s *Server) TrafficAddr() string { return s.tln.Addr().String() }
+
+// AdminAddr is the admin listener's address (after Listen).
+func (s *Server) AdminAddr() string { return s.aln.Addr().String() }
+
+// Draining reports whether the server is draining.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Run serves until ctx is done, then drains: the health check fails at
+// once, traffic is still served for shutdown.drain_delay (the ALB's
+// deregistration delay), then in-flight requests, streams included, get
+// shutdown.timeout to finish before connections are closed. It returns when
+// every goroutine it started has stopped.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	if s.watcher != nil {
+		if data, err := readFile(s.cfg.File()); err == nil {
+			s.watcher.Prime(data)
+		}
+	}
+	s.log.Info("cutover serving", "traffic", s.TrafficAddr(), "admin", s.AdminAddr(), "legacy", s.cfg.Legacy.URL)
+	g, gctx := errgroup.WithContext(context.Background())
+	stopWatch, cancelWatch := context.WithCancel(context.Background())
+	defer cancelWatch()
+	g.Go(func() error { return serve(s.tsrv, s.tln) })
+	g.Go(func() error { return serve(s.asrv, s.aln) })
+	if s.watcher != nil {
+		g.Go(func() error { return s.watcher.Run(stopWatch) })
+	}
+	g.Go(func() error {
+		delay := s.cfg.Shutdown.DrainDelay
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done(): // a listener failed: stop the rest at once
+			delay = 0
+		}
+		cancelWatch()
+		return s.drain(delay)
+	})
+	return g.Wait()
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// drain runs the shutdown sequence.
+func (s *Server) drain(delay time.Duration) error {
+	s.draining.Store(true)
+	s.log.Info("draining: health check failing", "drain_delay", delay.String())
+	time.Sleep(delay)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown.Timeout)
+	defer cancel()
+	s.log.Info("draining: finishing in-flight requests", "timeout", s.cfg.Shutdown.Timeout.String())
+	err := s.tsrv.Shutdown(ctx)
+	if err != nil {
+		s.log.Warn("drain timeout: closing remaining connections", "error", err)
+		_ = s.tsrv.Close()
+	}
+	actx, acancel := context.WithTimeout(context.Background(), time.Second)
+	defer acancel()
+	if aerr := s.asrv.Shutdown(actx); aerr != nil {
+		_ = s.asrv.Close()
+	}
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+	s.log.Info("drained")
+	return nil
+}
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

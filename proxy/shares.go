@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/config"
+)
+
+// Change is one share change, as audited.
+type Change struct {
+	Route string `json:"route"`
+	Old   int    `json:"old_bp"`
+	New   int    `json:"new_bp"`
+}
+
+// ChangeResult is the outcome of SetShares.
+type ChangeResult struct {
+	Changes []Change `json:"changes"`
+	// Persisted is true when the change was written back to the config file.
+	Persisted bool `json:"persisted"`
+	// PersistError says why it was not (the change is in force anyway).
+	PersistError string `json:"persist_error,omitempty"`
+}
+
+// Actor identifies who made a change, for the audit log.
+type Actor struct {
+	Who    string `json:"who"`
+	Remote string `json:"remote,omitempty"`
+	Action string `json:"action"`
+}
+
+// SetShares changes the native shares of the named routes (basis points) at
+// once and atomically, then persists them to the config file (when the config
+// has one and admin.persist is on) and audits every change. The change is in
+// force even if persisting fails; the result says so. Unknown routes and
+// shares above 0 for routes without a native handler are rejected and
+// nothing changes.
+func (rt *Router) SetShares(shares map[string]int, actor Actor) (ChangeResult, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	cur := rt.cfg
+	next := cur.Clone()
+	var res ChangeResult
+	names := make([]string, 0, len(shares))
+	for name := range shares {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		bp := shares[name]
+		rc := next.Route(name)
+		if rc == nil {
+			return ChangeResult{}, fmt.Errorf("route %q: %w", name, ErrUnknownRoute)
+		}
+		if bp < 0 || bp > config.MaxShare {
+			return ChangeResult{}, fmt.Errorf("route %q: share %d bp is not in [0, %d]", name, bp, config.MaxShare)
+		}
+		if bp > 0 && !rt.native[name] {
+			return ChangeResult{}, fmt.Errorf("route %q: %w", name, ErrNoHandler)
+		}
+		if rc.Share == bp {
+			continue
+		}
+		res.Changes = append(res.Changes, Change{Route: name, Old: rc.Share, New: bp})
+		rc.Share = bp
+		if rc.NativePercent != nil || rc.NativeBP == nil {
+			p := config.BPToPercent(bp)
+			rc.NativePercent, rc.NativeBP = &p, nil
+		} else {
+			v := bp
+			rc.NativeBP = &v
+		}
+	}
+	if len(res.Changes) == 0 {
+		res.Persisted = true
+		return res, nil
+	}
+	if err := rt.applyLocked(next); err != nil {
+		return ChangeResult{}, err
+	}
+	for _, c := range res.Changes {
+		rt.metrics.changes.WithLabelValues(c.Route, actor.Action).Inc()
+	}
+	if next.Admin.PersistShares() && next.File() != "" {
+		changed := map[string]int{}
+		for _, c := range res.Changes {
+			changed[c.Route] = c.New
+		}
+		if err := config.SetShares(next.File(), changed); err != nil {
+			res.PersistError = err.Error()
+			rt.log.Error("share change not persisted", "error", err)
+		} else {
+			res.Persisted = true
+		}
+	} else {
+		res.PersistError = "not persisted: no config file or admin.persist is off"
+	}
+	rt.audit(next.Admin.AuditLog, actor, res)
+	return res, nil
+}
+
+// Rollback sets every route's share to 0 % in one change.
+func (rt *Router) Rollback(actor Actor) (ChangeResult, error) {
+	cfg := rt.Config()
+	shares := make(map[string]int, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		shares[r.Name] = 0
+	}
+	return rt.SetShares(shares, actor)
+}
+
+var auditMu sync.Mutex
+
+// audit writes one record per change to the process log and, when
+// configured, appends it as a JSON line to the audit file.
+func (rt *Router) audit(path string, actor Actor, res ChangeResult) {
+	now := time.Now().UTC()
+	for _, c := range res.Changes {
+		rt.log.Warn("audit: share changed", "who", actor.Who, "remote", actor.Remote, "action", actor.Action,
+			"route", c.Route, "old_bp", c.Old, "new_bp", c.New, "persisted", res.Persisted)
+	}
+	if path == "" {
+		return
+	}
+	auditMu.Lock()
+	defer auditMu.Unlock()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		rt.log.Error("audit log", "error", err)
+		return
+	}
+	defer f.Close()
+	for _, c := range res.Changes {
+		line, _ := json.Marshal(struct {
+			Time time.Time `json:"time"`
+			Actor
+			Change
+			Persisted bool `json:"persisted"`
+		}{now, actor, c, res.Persisted})
+		if _, err := f.Write(append(line, '\n')); err != nil {
+			rt.log.Error("audit log", "error", err)
+			return
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package shadow
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the mirror's collectors. A nil *metrics records nothing.
+type metrics struct {
+	comparisons *prometheus.CounterVec
+	skips       *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	modelCalls  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, m *Mirror) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	mt := &metrics{
+		comparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_shadow_comparisons_total",
+			Help: "Shadow comparisons by route and result class (match, encoding_only, semantic, noise, error).",
+		}, []string{"route", "class"}),
+		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_shadow_skips_total",
+			Help: "Requests not shadowed or not compared, by route and reason.",
+		}, []string{"route", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cutover_shadow_duration_seconds",
+			Help:    "Duration of the shadow call (to the non-primary side), by route.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"route"}),
+		modelCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_shadow_model_calls_total",
+			Help: "Model calls made by shadow traffic (never user usage), by route and purpose (shadow, noise).",
+		}, []string{"route", "purpose"}),
+	}
+	cs := []prometheus.Collector{
+		mt.comparisons, mt.skips, mt.duration, mt.modelCalls,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cutover_shadow_queue_depth",
+			Help: "Shadow jobs waiting for a worker.",
+		}, func() float64 { return float64(m.QueueDepth()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cutover_shadow_inflight",
+			Help: "Shadow jobs being run by a worker.",
+		}, func() float64 { return float64(m.busy.Load()) }),
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return mt, nil
+}
+
+func (mt *metrics) compared(route string, c Class) {
+	if mt != nil {
+		mt.comparisons.WithLabelValues(route, string(c)).Inc()
+	}
+}
+
+func (mt *metrics) skipped(route, reason string) {
+	if mt != nil {
+		mt.skips.WithLabelValues(route, reason).Inc()
+	}
+}
+
+func (mt *metrics) observe(route string, seconds float64) {
+	if mt != nil {
+		mt.duration.WithLabelValues(route).Observe(seconds)
+	}
+}
+
+func (mt *metrics) modelCall(route, purpose string) {
+	if mt != nil {
+		mt.modelCalls.WithLabelValues(route, purpose).Inc()
+	}
+}

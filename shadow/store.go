@@ -1,0 +1,247 @@
+package shadow
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrNotFound is returned by Store.Get for an unknown id.
+var ErrNotFound = errors.New("diff record not found")
+
+// Record is one stored comparison.
+type Record struct {
+	ID          string         `json:"id"`
+	Time        time.Time      `json:"time"`
+	Route       string         `json:"route"`
+	PrimarySide string         `json:"primary_side"`
+	Class       Class          `json:"class"`
+	Request     RecordRequest  `json:"request"`
+	Primary     RecordResponse `json:"primary"`
+	Shadow      RecordResponse `json:"shadow"`
+	Mismatches  []Mismatch     `json:"mismatches,omitempty"`
+	Dropped     int            `json:"dropped,omitempty"`
+}
+
+// RecordRequest is the redacted request of a Record.
+type RecordRequest struct {
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
+	Query  string      `json:"query,omitempty"`
+	Header http.Header `json:"header,omitempty"`
+	Body   Body        `json:"body"`
+}
+
+// RecordResponse is one side's redacted response in a Record.
+type RecordResponse struct {
+	Status    int         `json:"status"`
+	Header    http.Header `json:"header,omitempty"`
+	Body      Body        `json:"body"`
+	Truncated bool        `json:"truncated,omitempty"`
+	Error     string      `json:"error,omitempty"`
+}
+
+// Body is a stored payload: text when it is valid UTF-8, else base64.
+type Body struct {
+	Text   string `json:"text,omitempty"`
+	Base64 string `json:"base64,omitempty"`
+	// Clipped says the stored bytes stop at the record's body limit.
+	Clipped bool `json:"clipped,omitempty"`
+}
+
+// Bytes returns the stored payload.
+func (b Body) Bytes() []byte {
+	if b.Base64 != "" {
+		out, _ := base64.StdEncoding.DecodeString(b.Base64)
+		return out
+	}
+	return []byte(b.Text)
+}
+
+func newBody(p []byte, limit int) Body {
+	var b Body
+	if len(p) > limit {
+		p, b.Clipped = p[:limit], true
+	}
+	if utf8.Valid(p) {
+		b.Text = string(p)
+	} else {
+		b.Base64 = base64.StdEncoding.EncodeToString(p)
+	}
+	return b
+}
+
+// Query selects records, newest first.
+type Query struct {
+	Route string // "" = any
+	Class Class  // "" = any
+	Since time.Time
+	Until time.Time
+	// Before is the pagination cursor: only records older than this id
+	// (Page.Next of the previous page).
+	Before string
+	// Limit is the page size. Zero means 50; capped at 500.
+	Limit int
+}
+
+func (q Query) limit() int {
+	switch {
+	case q.Limit <= 0:
+		return 50
+	case q.Limit > 500:
+		return 500
+	}
+	return q.Limit
+}
+
+func (q Query) matches(r *Record) bool {
+	return (q.Route == "" || r.Route == q.Route) &&
+		(q.Class == "" || r.Class == q.Class) &&
+		(q.Since.IsZero() || !r.Time.Before(q.Since)) &&
+		(q.Until.IsZero() || !r.Time.After(q.Until))
+}
+
+// Page is one page of a query; Next is "" on the last page.
+type Page struct {
+	Records []Record `json:"records"`
+	Next    string   `json:"next,omitempty"`
+}
+
+// Store keeps diff records. Implementations are safe for concurrent use and
+// bounded in size.
+type Store interface {
+	// Add stores r and sets r.ID.
+	Add(ctx context.Context, r *Record) error
+	Get(ctx context.Context, id string) (Record, error)
+	List(ctx context.Context, q Query) (Page, error)
+}
+
+// Ring is an in-memory Store keeping the newest Size records.
+type Ring struct {
+	mu   sync.Mutex
+	buf  []Record
+	next int // index of the next write
+	full bool
+	seq  uint64
+}
+
+var _ Store = (*Ring)(nil)
+
+// NewRing returns a ring of size records. size <= 0 means 1000.
+func NewRing(size int) *Ring {
+	if size <= 0 {
+		size = 1000
+	}
+	return &Ring{buf: make([]Record, size)}
+}
+
+// ringID is "<unix ms>-<sequence>", ordered like a Redis stream id.
+func ringID(t time.Time, seq uint64) string { return fmt.Sprintf("%d-%d", t.UnixMilli(), seq) }
+
+func idSeq(id string) (uint64, bool) {
+	_, s, ok := strings.Cut(id, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// Add implements Store.
+func (r *Ring) Add(_ context.Context, rec *Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq++
+	rec.ID = ringID(rec.Time, r.seq)
+	r.putLocked(*rec)
+	return nil
+}
+
+// load inserts a record that already has an id (JSONL replay).
+func (r *Ring) load(rec Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := idSeq(rec.ID); ok && s > r.seq {
+		r.seq = s
+	}
+	r.putLocked(rec)
+}
+
+func (r *Ring) putLocked(rec Record) {
+	r.buf[r.next] = rec
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+}
+
+// each calls f on records newest first until f returns false.
+func (r *Ring) eachLocked(f func(*Record) bool) {
+	n := r.next
+	if r.full {
+		n = len(r.buf)
+	}
+	for i := range n {
+		idx := (r.next - 1 - i + len(r.buf)) % len(r.buf)
+		if !f(&r.buf[idx]) {
+			return
+		}
+	}
+}
+
+// Get implements Store.
+func (r *Ring) Get(_ context.Context, id string) (Record, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out Record
+	found := false
+	r.eachLocked(func(rec *Record) bool {
+		if rec.ID == id {
+			out, found = *rec, true
+			return false
+		}
+		return true
+	})
+	if !found {
+		return Record{}, ErrNotFound
+	}
+	return out, nil
+}
+
+// List implements Store.
+func (r *Ring) List(_ context.Context, q Query) (Page, error) {
+	var before uint64
+	if q.Before != "" {
+		s, ok := idSeq(q.Before)
+		if !ok {
+			return Page{}, fmt.Errorf("bad cursor %q", q.Before)
+		}
+		before = s
+	}
+	limit := q.limit()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var p Page
+	r.eachLocked(func(rec *Record) bool {
+		if s, _ := idSeq(rec.ID); before != 0 && s >= before {
+			return true
+		}
+		if !q.matches(rec) {
+			return true
+		}
+		if len(p.Records) == limit {
+			p.Next = p.Records[limit-1].ID
+			return false
+		}
+		p.Records = append(p.Records, *rec)
+		return true
+	})
+	return p, nil
+}

@@ -1,0 +1,131 @@
+package shadow
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// FileStore is the default Store: an in-memory Ring answering queries, plus
+// an append-only JSONL file (one Record per line) so records outlive the
+// process. The file is rotated to path+".1" when it passes MaxBytes, so disk
+// use stays under about 2×MaxBytes. On open, the newest records of the file
+// are loaded back into the ring.
+type FileStore struct {
+	*Ring
+	mu       sync.Mutex
+	path     string
+	maxBytes int64
+	f        *os.File
+	size     int64
+}
+
+var _ Store = (*FileStore)(nil)
+
+// OpenFileStore opens (creating) path. ringSize <= 0 means 1000; maxBytes <= 0
+// means 64 MiB.
+func OpenFileStore(path string, ringSize int, maxBytes int64) (*FileStore, error) {
+	if maxBytes <= 0 {
+		maxBytes = 64 << 20
+	}
+	s := &FileStore{Ring: NewRing(ringSize), path: path, maxBytes: maxBytes}
+	if err := s.replay(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open diff file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open diff file: %w", err)
+	}
+	s.f, s.size = f, st.Size()
+	return s, nil
+}
+
+// replay loads the previous file's records, then the current file's, into the
+// ring (which keeps the newest). Bad lines (a torn last write) are skipped.
+func (s *FileStore) replay() error {
+	for _, p := range []string{s.path + ".1", s.path} {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read diff file: %w", err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(make([]byte, 64<<10), len(data)+1)
+		for sc.Scan() {
+			var r Record
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r.ID != "" {
+				s.Ring.load(r)
+			}
+		}
+	}
+	return nil
+}
+
+// Add stores r in the ring and appends it to the file.
+func (s *FileStore) Add(ctx context.Context, r *Record) error {
+	if err := s.Ring.Add(ctx, r); err != nil {
+		return err
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode diff record: %w", err)
+	}
+	line = append(line, '\n')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return errors.New("diff file closed")
+	}
+	if s.size > 0 && s.size+int64(len(line)) > s.maxBytes {
+		if err := s.rotateLocked(); err != nil {
+			return err
+		}
+	}
+	n, err := s.f.Write(line)
+	s.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("write diff file: %w", err)
+	}
+	return nil
+}
+
+func (s *FileStore) rotateLocked() error {
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("rotate diff file: %w", err)
+	}
+	s.f = nil
+	if err := os.Rename(s.path, s.path+".1"); err != nil {
+		return fmt.Errorf("rotate diff file: %w", err)
+	}
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("rotate diff file: %w", err)
+	}
+	s.f, s.size = f, 0
+	return nil
+}
+
+// Close closes the file; the ring stays readable.
+func (s *FileStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
