@@ -107,13 +107,21 @@ func loadsRunes(text []rune) (any, error) {
 
 // decodeJSONBytes ports json.detect_encoding + bytes.decode(enc, "surrogatepass").
 func decodeJSONBytes(b []byte) ([]rune, error) {
+	// Error messages name the codec doing the work and count positions
+	// like CPython: the utf-16/32 codecs report the endian-specific name and
+	// positions in the whole input; utf-8-sig strips the BOM and hands the
+	// rest to the utf-8 codec.
 	switch {
-	case hasPrefix(b, 0, 0, 0xFE, 0xFF) || hasPrefix(b, 0xFF, 0xFE, 0, 0):
-		return decodeUTF32(b[4:], b[0] == 0, "utf-32", 4)
-	case hasPrefix(b, 0xFE, 0xFF) || hasPrefix(b, 0xFF, 0xFE):
-		return decodeUTF16(b[2:], b[0] == 0xFE, "utf-16", 2)
+	case hasPrefix(b, 0, 0, 0xFE, 0xFF):
+		return decodeUTF32(b[4:], true, "utf-32-be", 4)
+	case hasPrefix(b, 0xFF, 0xFE, 0, 0):
+		return decodeUTF32(b[4:], false, "utf-32-le", 4)
+	case hasPrefix(b, 0xFE, 0xFF):
+		return decodeUTF16(b[2:], true, "utf-16-be", 2)
+	case hasPrefix(b, 0xFF, 0xFE):
+		return decodeUTF16(b[2:], false, "utf-16-le", 2)
 	case hasPrefix(b, 0xEF, 0xBB, 0xBF):
-		return decodeUTF8Surrogatepass(b[3:], "utf-8-sig", 3)
+		return decodeUTF8Surrogatepass(b[3:], "utf-8", 0)
 	}
 	if len(b) >= 4 {
 		if b[0] == 0 {
@@ -514,14 +522,18 @@ func (p *parser) scanString(end int) (string, int, error) {
 			end++
 			continue
 		}
-		// \uXXXX
+		// \uXXXX. Like CPython's C scanner, at least one character must
+		// follow the four digits (a closing quote is needed anyway).
 		end++
+		if end+4 >= n {
+			return "", 0, p.errAt("Invalid \\uXXXX escape", end-1)
+		}
 		u, ok := p.hex4(end)
 		if !ok {
 			return "", 0, p.errAt("Invalid \\uXXXX escape", end-1)
 		}
 		end += 4
-		if u >= 0xD800 && u <= 0xDBFF && end+1 < n && p.s[end] == '\\' && p.s[end+1] == 'u' {
+		if u >= 0xD800 && u <= 0xDBFF && end+6 < n && p.s[end] == '\\' && p.s[end+1] == 'u' {
 			u2, ok := p.hex4(end + 2)
 			if !ok {
 				return "", 0, p.errAt("Invalid \\uXXXX escape", end+1)

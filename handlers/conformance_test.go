@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -321,12 +323,27 @@ func (e *conformanceEnv) snapshot() ([]string, error) {
 	return out, nil
 }
 
-// rawRequest builds the request bytes for a case.
-func rawRequest(c *CorpusCase, body []byte, cookie string) []byte {
+var cookieToken = regexp.MustCompile(`\{cookie:([a-z-]+)\}`)
+
+// rawRequest builds the request bytes for a case; header values may hold
+// {cookie:KIND} tokens, replaced by makeCookie(KIND).
+func rawRequest(c *CorpusCase, body []byte, cookie string, makeCookie func(kind string) (string, error)) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: cutover.test\r\n", c.Method, c.Target)
 	for _, h := range c.Headers {
-		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+		var err error
+		v := cookieToken.ReplaceAllStringFunc(h[1], func(tok string) string {
+			kind := cookieToken.FindStringSubmatch(tok)[1]
+			val, e := makeCookie(kind)
+			if e != nil {
+				err = e
+			}
+			return val
+		})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], v)
 	}
 	if cookie != "" {
 		fmt.Fprintf(&b, "Cookie: session=%s\r\n", cookie)
@@ -349,7 +366,7 @@ func rawRequest(c *CorpusCase, body []byte, cookie string) []byte {
 	} else {
 		b.Write(body)
 	}
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // send sends the case to addr over a fresh connection and reads the answer.
@@ -464,6 +481,26 @@ func bodyDiff(a, b []byte) string {
 	return fmt.Sprintf("first difference at byte %d (legacy %d bytes, native %d bytes)\n  legacy ...%q\n  native ...%q", i, len(a), len(b), a[lo:hiA], b[lo:hiB])
 }
 
+var showConformance = flag.Bool("conformance.show", false, "log every conformance case's legacy answer")
+
+func (c *captured) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", c.status)
+	keys := make([]string, 0, len(c.header))
+	for k := range c.header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %q\n", k, c.header[k])
+	}
+	fmt.Fprintf(&b, "body %q\nredis %q\nbedrock %d request(s)", clip(string(c.body)), c.redis, len(c.bedrock))
+	if c.readErr != "" {
+		fmt.Fprintf(&b, "\nread error %s", c.readErr)
+	}
+	return b.String()
+}
+
 func TestConformance(t *testing.T) {
 	cases, err := LoadCorpus("testdata/conformance/corpus.json")
 	if err != nil {
@@ -474,6 +511,7 @@ func TestConformance(t *testing.T) {
 	clock, _ := strconv.ParseFloat(conformanceClock, 64)
 
 	var failed []string
+	ran := 0
 	for i := range cases {
 		c := &cases[i]
 		ok := t.Run(c.Name, func(t *testing.T) {
@@ -485,7 +523,11 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := rawRequest(c, body, cookie)
+			req, err := rawRequest(c, body, cookie, func(kind string) (string, error) { return sessionCookie(kind, c.SessionID, clock) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			ran++
 			legacyAddr, nativeAddr := env.legacy, env.native
 			if c.RedisDown {
 				legacyAddr, nativeAddr = env.legacyDown, env.nativeDn
@@ -498,6 +540,9 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatalf("native: %v", err)
 			}
+			if *showConformance {
+				t.Logf("legacy answer:\n%s", l)
+			}
 			if d := diffCaptured(l, n); len(d) > 0 {
 				t.Errorf("%s %s: %d difference(s):\n%s", c.Method, c.Target, len(d), strings.Join(d, "\n"))
 			}
@@ -506,7 +551,7 @@ func TestConformance(t *testing.T) {
 			failed = append(failed, c.Name)
 		}
 	}
-	t.Logf("conformance: %d cases, %d differ", len(cases), len(failed))
+	t.Logf("conformance: %d of %d cases run, %d differ", ran, len(cases), len(failed))
 	if len(failed) > 0 {
 		t.Errorf("cases that differ: %s", strings.Join(failed, ", "))
 	}

@@ -334,3 +334,18 @@ func FuzzCompare(f *testing.F) {
 		}
 	})
 }
+
+func TestCompareSSETextDefaults(t *testing.T) {
+	a := sse("event: delta\ndata: {\"text\": \"Hi\"}\n\n", "event: done\ndata: {\"usage\": 1}\n\n")
+	b := sse("event: delta\ndata: {\"text\": \"Hi\", \"extra\": 1}\n\n", "event: done\ndata: {\"usage\": 1}\n\n")
+	// Default "$.text": same assembled text, so only the event data differs.
+	got := mustComparator(t, ComparatorConfig{}).Compare("r", a, b)
+	if g := strings.Join(paths(got), "; "); g != "semantic events[0].data$" {
+		t.Errorf("default: %q", g)
+	}
+	// "-": the raw data is assembled, so the text differs too.
+	got = mustComparator(t, ComparatorConfig{Default: Rules{SSEText: "-"}}).Compare("r", a, b)
+	if g := strings.Join(paths(got), "; "); g != "semantic events[0].data$; semantic sse.text" {
+		t.Errorf("raw: %q", g)
+	}
+}

@@ -42,6 +42,8 @@ const (
 	SkipClosed           = "closed"
 	SkipPrimaryError     = "primary_error"
 	SkipClientGone       = "client_gone"
+	SkipNoTarget         = "no_target"
+	SkipMethodExcluded   = "method_excluded"
 )
 
 // NewGuard returns a guard with a full bucket.

@@ -53,7 +53,10 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", 
 // HTTP builds a fresh *http.Request for one replay of r on ctx. It is safe to
 // call many times (each call gets its own body reader and header map).
 func (r Request) HTTP(ctx context.Context) *http.Request {
-	u := *r.URL
+	u := url.URL{Path: "/"}
+	if r.URL != nil {
+		u = *r.URL
+	}
 	req := (&http.Request{
 		Method:     r.Method,
 		URL:        &u,

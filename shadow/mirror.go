@@ -148,7 +148,7 @@ var ErrClosed = errors.New("shadow mirror closed")
 func (m *Mirror) Submit(j Job) bool {
 	switch {
 	case j.Target == nil:
-		m.Skip(j.Route, SkipShadowError)
+		m.Skip(j.Route, SkipNoTarget)
 		return false
 	case j.Primary.Err != "":
 		m.Skip(j.Route, SkipPrimaryError)
@@ -326,7 +326,13 @@ func (m *Mirror) staged(ctx context.Context, j Job, f func()) bool {
 }
 
 // call sends one replay of the request to t and reads a bounded response.
-func (m *Mirror) call(ctx context.Context, j Job, t Target, purpose string) (Response, time.Duration) {
+func (m *Mirror) call(ctx context.Context, j Job, t Target, purpose string) (out Response, took time.Duration) {
+	defer func() {
+		// A panicking target must not take the process down with the worker.
+		if p := recover(); p != nil {
+			out, took = Response{Err: fmt.Sprintf("shadow target panic: %v", p)}, 0
+		}
+	}()
 	req := j.Request.HTTP(ctx)
 	req.Header.Set(m.opts.ShadowHeader, "1")
 	if j.ModelCall {
@@ -339,7 +345,7 @@ func (m *Mirror) call(ctx context.Context, j Job, t Target, purpose string) (Res
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(m.opts.MaxResponseBytes)+1))
-	out := Response{Status: resp.StatusCode, Header: resp.Header}
+	out = Response{Status: resp.StatusCode, Header: resp.Header}
 	switch {
 	case err != nil:
 		out.Err = fmt.Sprintf("read shadow body: %v", err)

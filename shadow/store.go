@@ -245,3 +245,31 @@ func (r *Ring) List(_ context.Context, q Query) (Page, error) {
 	})
 	return p, nil
 }
+
+// MultiStore writes every record to Primary and then to each of Also (for
+// example a FileStore answering queries plus a StreamStore for the fleet);
+// Get and List are answered by Primary. Ids are Primary's.
+type MultiStore struct {
+	Primary Store
+	Also    []Store
+}
+
+var _ Store = MultiStore{}
+
+// Add implements Store; it returns every failure joined, Primary's first.
+func (s MultiStore) Add(ctx context.Context, r *Record) error {
+	errs := []error{s.Primary.Add(ctx, r)}
+	for _, o := range s.Also {
+		cp := *r
+		errs = append(errs, o.Add(ctx, &cp))
+	}
+	return errors.Join(errs...)
+}
+
+// Get implements Store.
+func (s MultiStore) Get(ctx context.Context, id string) (Record, error) {
+	return s.Primary.Get(ctx, id)
+}
+
+// List implements Store.
+func (s MultiStore) List(ctx context.Context, q Query) (Page, error) { return s.Primary.List(ctx, q) }

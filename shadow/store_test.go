@@ -201,6 +201,20 @@ func TestStreamStore(t *testing.T) {
 	if err != nil || n < 50 || n > 150 {
 		t.Errorf("stream length %d (%v), want about 50", n, err)
 	}
+	// MultiStore: queries from the primary, every record in both.
+	ring := NewRing(10)
+	multi := MultiStore{Primary: ring, Also: []Store{&StreamStore{Client: c, Key: "diffs-c"}}}
+	r1 := rec("chat", ClassSemantic, time.Unix(1700000000, 0))
+	if err := multi.Add(context.Background(), r1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := multi.Get(context.Background(), r1.ID); err != nil || got.Route != "chat" {
+		t.Errorf("multi get %v %v", got, err)
+	}
+	if n, _ := c.XLen(context.Background(), "diffs-c").Result(); n != 1 {
+		t.Errorf("stream got %d records", n)
+	}
+
 	// A record older than the stream's last id still gets stored.
 	old := rec("chat", ClassSemantic, time.Unix(1000, 0))
 	if err := s.Add(context.Background(), old); err != nil || old.ID == "" {

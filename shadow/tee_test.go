@@ -116,3 +116,14 @@ func TestHandlerTargetPanicAndLimit(t *testing.T) {
 		t.Errorf("oversized shadow response: %+v", s)
 	}
 }
+
+func TestMirrorSurvivesPanickingTarget(t *testing.T) {
+	m := newMirror(t, Options{})
+	m.Submit(Job{Route: "p", Primary: Response{Status: 200},
+		Target: TargetFunc(func(*http.Request) (*http.Response, error) { panic("transport bug") })})
+	m.Submit(Job{Route: "p", Primary: Response{Status: 200}})
+	drain(t, m)
+	if s := summaryOf(m, "p"); s.Errors != 1 || s.Skipped[SkipNoTarget] != 1 {
+		t.Errorf("summary %+v", s)
+	}
+}

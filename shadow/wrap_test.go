@@ -38,6 +38,7 @@ func TestWrapDecisionsAreCounted(t *testing.T) {
 		"/all":    {Route: "all", RateBP: 10000, Target: shadow},
 		"/unsafe": {Route: "unsafe", RateBP: 10000, Target: shadow},
 		"/safe":   {Route: "safe", RateBP: 10000, Target: shadow, ShadowSafe: true},
+		"/only":   {Route: "only", RateBP: 10000, Target: shadow, ShadowSafe: true, Methods: []string{"POST"}},
 	}
 	srv := httptest.NewServer(m.Wrap(primary, func(r *http.Request) (Plan, bool) {
 		p, ok := plans[r.URL.Path]
@@ -67,11 +68,13 @@ func TestWrapDecisionsAreCounted(t *testing.T) {
 	do("POST", "/all", "{}", "k")
 	do("GET", "/all", strings.Repeat("b", 65), "k")
 	do("GET", "/all", strings.Repeat("b", 64), "k")
+	do("GET", "/only", "", "k")
+	do("POST", "/only", "{}", "k")
 	drain(t, m)
 
 	mu.Lock()
 	defer mu.Unlock()
-	if got := primaryGot[len(primaryGot)-2]; got != 65 {
+	if got := primaryGot[len(primaryGot)-4]; got != 65 {
 		t.Errorf("primary read %d bytes of an oversized body, want 65", got)
 	}
 	half := summaryOf(m, "half")
@@ -92,6 +95,9 @@ func TestWrapDecisionsAreCounted(t *testing.T) {
 	}
 	if s := summaryOf(m, "safe"); s.Compared != 1 || s.Matched != 1 {
 		t.Errorf("safe: %+v", s)
+	}
+	if s := summaryOf(m, "only"); s.Skipped[SkipMethodExcluded] != 1 || s.Matched != 1 {
+		t.Errorf("only: %+v", s)
 	}
 	if s := summaryOf(m, "all"); s.Skipped[SkipUnsafeMethod] != 1 || s.Skipped[SkipBodyTooLarge] != 1 || s.Matched != 1 {
 		t.Errorf("all: %+v", s)

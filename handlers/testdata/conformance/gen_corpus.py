@@ -15,6 +15,7 @@ Each case is one HTTP request plus the state it starts from:
   body_parts  [[text, count], ...]: text repeated count times, concatenated
   encoding    "utf-16-le" etc.: body text encoded with this codec instead of UTF-8
   chunked     send the body with Transfer-Encoding: chunked
+  headers may hold {cookie:KIND}, replaced by a cookie of that kind
   cookie      session cookie to send: "valid", "tampered", "expired",
               "foreign" (another key), "garbage", "empty-session",
               "int-id" (conversation_id 7); signed at the suite's clock
@@ -99,6 +100,17 @@ add("unknown/options-chat", "OPTIONS", "/chat")
 add("unknown/options-chat-stream", "OPTIONS", "/chat/stream")
 add("unknown/options-conversation", "OPTIONS", "/conversations/x")
 
+add("unknown/double-slash-conversation", "GET", "/conversations//seeded", redis=SEEDED)
+add("unknown/double-slash-stream", "POST", "/chat//stream", JSON, body='{"message": "hi"}')
+add("unknown/dot-segment", "GET", "/./health")
+add("unknown/trailing-dot", "GET", "/health/.")
+add("unknown/percent-encoded-letter", "GET", "/%68ealth")
+add("unknown/upper-case-path", "GET", "/HEALTH")
+add("unknown/absolute-form", "GET", "http://cutover.test/health")
+add("unknown/bad-percent-query", "GET", "/health?q=%zz&r=%")
+add("unknown/options-asterisk", "OPTIONS", "*")
+add("unknown/forwarded-proto-redirect", "GET", "/conversations//seeded", [["X-Forwarded-Proto", "https"]], redis=SEEDED)
+
 # --- conversations ---------------------------------------------------------
 add("conversation/get", "GET", "/conversations/seeded", redis=SEEDED)
 add("conversation/head", "HEAD", "/conversations/seeded", redis=SEEDED)
@@ -160,6 +172,11 @@ for kind in ["valid", "tampered", "expired", "foreign", "garbage", "empty-sessio
 chat("session/chat-valid-explicit-id", '{"message": "explicit", "conversation_id": "other"}', cookie="valid", session_id="seeded", redis=SEEDED)
 chat("session/stream-valid", '{"message": "stream with session"}', path="/chat/stream", cookie="valid", session_id="seeded", redis=SEEDED)
 chat("session/stream-absent", '{"message": "stream new session"}', path="/chat/stream")
+chat("session/two-session-cookies", '{"message": "two cookies"}', headers=JSON + [["Cookie", "session=garbage; session={cookie:valid}"]], session_id="seeded", redis=SEEDED)
+chat("session/valid-then-garbage", '{"message": "two cookies"}', headers=JSON + [["Cookie", "session={cookie:valid}; session=garbage"]], session_id="seeded", redis=SEEDED)
+chat("session/quoted-cookie", '{"message": "quoted"}', headers=JSON + [["Cookie", 'session="{cookie:valid}"']], session_id="seeded", redis=SEEDED)
+chat("session/other-cookies", '{"message": "others"}', headers=JSON + [["Cookie", "a=1; session={cookie:valid}; b=2"]], session_id="seeded", redis=SEEDED)
+chat("session/empty-cookie-value", '{"message": "empty"}', headers=JSON + [["Cookie", "session="]])
 chat("session/validation-error-with-cookie", '{"message": ""}', cookie="valid", session_id="seeded")
 
 # --- chat: validation rules ------------------------------------------------
