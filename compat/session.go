@@ -258,11 +258,83 @@ func decodePayload(payload string) (Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("could not load the payload: %v: %w", err, ErrBadPayload)
 	}
-	obj, ok := u.(Object)
-	if !ok {
-		return nil, fmt.Errorf("payload is not a dict: %w", ErrBadPayload)
+	return sessionDict(u)
+}
+
+// sessionDict is what open_session's SecureCookieSession(data) makes of the
+// decoded payload: dict(data), or an empty dict for None. A dict is kept; a
+// list (or tuple) is read as key/value pairs; an empty string or bytes give
+// an empty dict; anything else fails as in Python (TypeError or ValueError:
+// a 500). Deviation: pairs with non-string keys (which Python would accept,
+// e.g. [[1, 2]]) are reported as ErrBadPayload, since a compat session has
+// string keys; only a holder of the secret key can produce them.
+func sessionDict(v any) (Object, error) {
+	bad := func(why string) (Object, error) {
+		return nil, fmt.Errorf("session data %s: %w", why, ErrBadPayload)
 	}
-	return obj, nil
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case Object:
+		return x, nil
+	case string:
+		if x == "" {
+			return nil, nil
+		}
+		return bad("is a non-empty string")
+	case Markup:
+		if x == "" {
+			return nil, nil
+		}
+		return bad("is a non-empty string")
+	case []byte:
+		if len(x) == 0 {
+			return nil, nil
+		}
+		return bad("is bytes")
+	case Tuple:
+		return sessionDict([]any(x))
+	case []any:
+		out := Object{}
+		for _, el := range x {
+			var k, val any
+			switch p := el.(type) {
+			case []any:
+				if len(p) != 2 {
+					return bad("pair has the wrong length")
+				}
+				k, val = p[0], p[1]
+			case Tuple:
+				if len(p) != 2 {
+					return bad("pair has the wrong length")
+				}
+				k, val = p[0], p[1]
+			case string, Markup:
+				r := []rune(fmt.Sprint(p))
+				if len(r) != 2 {
+					return bad("pair has the wrong length")
+				}
+				k, val = string(r[0]), string(r[1])
+			case Object:
+				if len(p) != 2 {
+					return bad("pair has the wrong length")
+				}
+				k, val = p[0].Key, p[1].Key
+			default:
+				return bad("pair is not a sequence")
+			}
+			switch key := k.(type) {
+			case string:
+				out.Set(key, val)
+			case Markup:
+				out.Set(string(key), val)
+			default:
+				return bad("has a non-string key")
+			}
+		}
+		return out, nil
+	}
+	return bad("is not a dict")
 }
 
 // a2bBase64 is CPython's binascii.a2b_base64(s, strict_mode=False) on the

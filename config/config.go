@@ -45,6 +45,11 @@ type Config struct {
 	Identity Identity `mapstructure:"identity" json:"identity"`
 	// Routes is the route table. Requests that match none go to legacy.
 	Routes []Route `mapstructure:"routes" json:"routes"`
+	// LegacyBreaker guards the legacy backend as a whole (every route and
+	// unmatched requests), besides each route's own legacy breaker. Zero
+	// values mean the same defaults as a route's breaker; native_timeout and
+	// auto_rollback do not apply to it.
+	LegacyBreaker Breaker `mapstructure:"legacy_breaker" json:"legacy_breaker"`
 	// Shadow holds process-wide shadowing limits (per-route settings live in Route.Shadow).
 	Shadow Shadow `mapstructure:"shadow" json:"shadow"`
 	// Log configures logging.
@@ -255,6 +260,11 @@ type Breaker struct {
 	// AutoRollback drops the route's share to 0 % when its native breaker
 	// trips (audited like an ops change). Zero means false.
 	AutoRollback bool `mapstructure:"auto_rollback" json:"auto_rollback"`
+	// NativeTimeout bounds a native attempt until its response starts (a
+	// stream, once started, is not cut); past it the attempt counts as a
+	// failure and is answered by legacy when safe to replay, else 504. Zero
+	// means none (the handlers' own bedrock_timeout applies).
+	NativeTimeout time.Duration `mapstructure:"native_timeout" json:"native_timeout"`
 }
 
 // RouteShadow configures shadowing of one route.

@@ -161,6 +161,7 @@ func (c *Config) resolve() error {
 		c.validateShadow(r, label, add)
 	}
 	c.validateShadowGlobal(add)
+	c.validateLegacyBreaker(add)
 	return errors.Join(errs...)
 }
 
@@ -233,6 +234,7 @@ func (c *Config) setDefaults() {
 		c.Shadow.Store.RedisMaxLen = 10000
 	}
 	def(&c.Log.Level, "info")
+	c.LegacyBreaker.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if len(r.Methods) == 0 {
@@ -335,6 +337,9 @@ func (r *Route) validate(label string, global []Source, add func(string, ...any)
 	b := r.Breaker
 	if b.FailureRatio < 0 || b.FailureRatio > 1 {
 		add("%s: breaker: failure_ratio %v is not in [0, 1]", label, b.FailureRatio)
+	}
+	if b.NativeTimeout < 0 {
+		add("%s: breaker: native_timeout %s is negative", label, b.NativeTimeout)
 	}
 	if b.Interval < 0 || b.OpenTimeout < 0 {
 		add("%s: breaker: interval and open_timeout must not be negative", label)
@@ -490,6 +495,7 @@ func (c *Config) Clone() *Config {
 		n.Routes[i] = r
 	}
 	n.Shadow.Redact = append([]string(nil), c.Shadow.Redact...)
+	n.LegacyBreaker.FailureStatuses = append([]int(nil), c.LegacyBreaker.FailureStatuses...)
 	return &n
 }
 

@@ -43,6 +43,8 @@ def enc(v):
     if isinstance(v, dict):
         if v and all(isinstance(k, int) and not isinstance(k, bool) for k in v):
             return ["im", [[str(k), enc(x)] for k, x in v.items()]]
+        if not all(isinstance(k, str) for k in v):
+            return ["x", "dict with non-str keys"]
         return ["o", [[cps(k), enc(x)] for k, x in v.items()]]
     if isinstance(v, bytes):
         return ["y", base64.b64encode(v).decode()]
