@@ -7,6 +7,7 @@
 #   BENCH_OUT=DIR      results folder (default bench/results)
 #   BENCH_BIN=DIR      where cutover and bedrock-stub are (default bin/, as make build leaves them)
 #   BENCH_TTFT=300ms BENCH_TPS=60 BENCH_WINDOW=20s BENCH_GUNICORN_WORKERS=N   workload knobs
+#   BENCH_USERS=175,700 BENCH_CONFIGS=legacy,cutover-0,cutover-50,cutover-100    a part of the chat matrix
 #
 # Everything runs on 127.0.0.1 with bounded duration and connection counts. Every process the harness
 # starts is in its own process group, listed in bench/tmp/pids; the trap below kills any group still

@@ -4,7 +4,11 @@
 // no other package of cutover.
 //
 // What it covers, each checked against vectors generated from the installed
-// Flask, Werkzeug and itsdangerous (testdata/gen_vectors.py):
+// Flask, Werkzeug and itsdangerous, served by a real gunicorn
+// (testdata/gen_vectors.py writes testdata/vectors.json; the tests replay
+// every request through a Go port of testdata/vector_app.py), and fuzzed
+// against the same libraries running as a python3 co-process
+// (FuzzDumps, FuzzLoads, FuzzSessionDecode, FuzzMatch):
 //
 //   - Routing (Map, Rule, Match, Map.Handler): Werkzeug's state-machine
 //     matcher with Flask's defaults: converters string (with
@@ -29,7 +33,30 @@
 //
 // Out of scope: the status reason phrase (Werkzeug sends "404 NOT FOUND";
 // StatusLine gives it for a custom writer), Date, Server and connection
-// framing; Flask debug mode (indented JSON, debug error text).
+// framing; Flask debug mode (indented JSON, the decode error in 400 pages:
+// see DebugDescription); ensure_ascii=False.
+//
+// Known differences, all deliberate and documented where they live:
+//   - Go maps have no order: Dumps sorts their keys even without SortKeys
+//     (use Object for insertion order).
+//   - A handler that writes a body without Content-Length is framed by
+//     net/http (chunked past 2 KiB) where Werkzeug would send a length;
+//     WriteJSON and WriteError always set it. Map.Handler computes it for
+//     HEAD.
+//   - Recursion limits are CPython's as measured for a view under gunicorn
+//     (MaxDecodeDepth 971, MaxEncodeDepth 970); a view calling get_json or
+//     jsonify from deeper helpers has a few levels less in Python.
+//   - Sessions: payloads whose dict() has non-string keys (only a holder of
+//     the secret key can sign one) are ErrBadPayload; " d" tags parse only
+//     the RFC 1123 dates Flask writes (werkzeug's parse_date accepts more);
+//     compressed payloads inflate to at most 8 MiB. Flask opens the session
+//     for every request, so a validly signed but undecodable cookie is a 500
+//     on every route; a port that wants the same calls SessionCodec.Open
+//     on every request. Without cgo, compressed cookies are valid but not
+//     byte-identical (ZlibByteExact).
+//   - net/http itself answers some requests before any handler runs (400
+//     for an invalid Host or percent-escape in the path, which gunicorn
+//     passes to Flask): that is the serving layer's concern, not compat's.
 //
 // # Porting an endpoint
 //
@@ -37,7 +64,6 @@
 //
 //	@app.route("/api/conversations/<conversation_id>", methods=["GET"])
 //	def get_conversation(conversation_id):
-//	    data = request.get_json(silent=True) or {}
 //	    if not conversation_id.startswith("c"):
 //	        abort(404)
 //	    return jsonify({"id": conversation_id, "n": 1.0})
@@ -66,5 +92,9 @@
 //
 // which answers GET with {"id":"c1","n":1.0}\n, HEAD with the same headers
 // and no body, OPTIONS with "Allow: GET, HEAD, OPTIONS", POST with the 405
-// page, and /api/conversations/c1/ with the 404 page, as Flask does.
+// page, and /api/conversations/c1/ with the 404 page, as Flask does (the
+// package Example runs exactly this). Request bodies: v, err :=
+// compat.GetJSONLimit(r, maxContentLength); on error compat.WriteError(w, err).
+// Sessions: s, err := codec.Open(r) before the view, codec.SaveSession(w, s)
+// after it and before writing the body.
 package compat

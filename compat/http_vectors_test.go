@@ -70,6 +70,9 @@ func vectorApp(t testing.TB) http.Handler {
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)
 	})
+	handlers["status"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = WriteJSON(w, int(Params(r)["code"].(int64)), map[string]any{"a": 1})
+	})
 	handlers["abort_code"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code, _ := RouteMatch(r)
 		WriteError(w, Abort(int(code.Params["code"].(int64)), ""))
@@ -297,6 +300,7 @@ func vectorRules() []Rule {
 		{Endpoint: "json_type", Pattern: "/json-type", Methods: []string{"POST"}},
 		{Endpoint: "json_deep", Pattern: "/json-deep/<int:n>"},
 		{Endpoint: "json_dumps", Pattern: "/json-dumps", Methods: []string{"POST"}},
+		{Endpoint: "status", Pattern: "/status/<int:code>"},
 		{Endpoint: "abort_code", Pattern: "/abort/<int:code>"},
 		{Endpoint: "abort_desc", Pattern: "/abort-desc"},
 		{Endpoint: "abort_405", Pattern: "/abort405"},

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -104,7 +105,8 @@ type DumpOptions struct {
 //     encoded surrogates, which are written as the lone \udXXX escapes
 //     Unmarshal decoded them from);
 //   - all Go integer kinds, *big.Int and big.Int as Python ints; float32/64
-//     as Python floats (repr: 1.0, 1e+16, NaN, Infinity);
+//     as Python floats (repr: 1.0, 1e+16, NaN, Infinity); json.Number as
+//     the int or float json.loads would make of it;
 //   - Object in insertion order, or sorted with SortKeys;
 //   - maps with string or integer keys (Python's str() of int keys; Go maps
 //     have no order, so their keys are always sorted: strings by code
@@ -143,10 +145,13 @@ func JSONBody(v any) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// WriteJSON writes v as Flask's jsonify(v), status would: Content-Type
-// application/json, Content-Length, body Marshal(v)+"\n". If v cannot be
-// encoded it writes Werkzeug's 500 page instead (as Flask does when the
-// view's return value fails to serialise) and returns the error.
+// WriteJSON writes what a view returning (jsonify(v), status) sends:
+// Content-Type application/json, Content-Length, body Marshal(v)+"\n"
+// (for 1xx, 204 and 304, Werkzeug's rule: no Content-Length and no body,
+// and no Content-Type for 304). If v
+// cannot be encoded it writes Werkzeug's 500 page instead, as Flask does
+// when serialising the view's return value fails, and returns the error.
+// Headers already set on w (e.g. by SaveSession) are kept.
 func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	body, err := JSONBody(v)
 	if err != nil {
@@ -154,7 +159,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 		return err
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	if status != http.StatusNotModified { // Werkzeug drops entity headers from a 304
+		h.Set("Content-Type", "application/json")
+	}
 	if bodyAllowed(status) {
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 	} else {
@@ -177,6 +184,7 @@ var (
 	timeType          = reflect.TypeOf(time.Time{})
 	objectType        = reflect.TypeOf(Object(nil))
 	rawType           = reflect.TypeOf(RawJSON(nil))
+	numberType        = reflect.TypeOf(json.Number(""))
 	textMarshalerType = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
 	errIntDigits      = errors.New("Exceeds the limit (4300 digits) for integer string conversion")
 	errDepth          = &RecursionError{}
@@ -223,6 +231,8 @@ func (e *encoder) encode(v reflect.Value, depth int) error {
 	case timeType:
 		e.buf = AppendQuoteASCII(e.buf, HTTPDate(v.Interface().(time.Time)))
 		return nil
+	case numberType:
+		return e.encodeNumber(v.String())
 	}
 	if t.Kind() == reflect.Pointer && t.Elem() == bigIntType {
 		if v.IsNil() {
@@ -275,6 +285,24 @@ func (e *encoder) encode(v reflect.Value, depth int) error {
 		return &UnsupportedTypeError{t}
 	}
 	return nil
+}
+
+// encodeNumber writes an encoding/json Number as the Python value json.loads
+// would have made of it: an int without fraction or exponent, else a float.
+func (e *encoder) encodeNumber(s string) error {
+	if strings.ContainsAny(s, ".eE") {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("json.Number %q: %w", s, err)
+		}
+		e.buf = append(e.buf, FloatRepr(f)...)
+		return nil
+	}
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return fmt.Errorf("json.Number %q is not a number", s)
+	}
+	return e.encodeBig(n)
 }
 
 func (e *encoder) encodeBig(b *big.Int) error {

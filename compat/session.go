@@ -12,6 +12,9 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -462,6 +465,30 @@ func tagValue(v any) (any, error) {
 	case time.Time:
 		return Object{{" d", HTTPDate(x)}}, nil
 	}
+	// Other Go slices and string-keyed maps are lists and dicts to Python:
+	// scan them too, so a nested one-key dict gets its " di" escape.
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Uint8 {
+			return v, nil // typed byte slices: left to Marshal (not JSON serialisable)
+		}
+		items := make([]any, rv.Len())
+		for i := range items {
+			items[i] = rv.Index(i).Interface()
+		}
+		return tagList(items)
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return v, nil
+		}
+		o := make(Object, 0, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			o = append(o, Member{it.Key().String(), it.Value().Interface()})
+		}
+		return tagValue(o)
+	}
 	return v, nil
 }
 
@@ -608,6 +635,10 @@ func (s *Session) Modified() bool { return s.modified }
 // Touch marks the session accessed without reading it.
 func (s *Session) Touch() { s.accessed = true }
 
+// MarkModified is session.modified = True: needed after changing a value
+// in place (a nested Object or list), which Set alone would not notice.
+func (s *Session) MarkModified() { s.accessed, s.modified = true, true }
+
 // Get is session.get(key).
 func (s *Session) Get(key string) (any, bool) {
 	s.accessed = true
@@ -687,14 +718,46 @@ func pyTruthy(v any) bool {
 	return true
 }
 
-// SessionCookie returns the request's session cookie value ("" if none):
-// the first cookie with the configured name, as request.cookies.get does.
+// SessionCookie returns the request's session cookie value ("" if none)
+// as Flask reads it: gunicorn joins repeated Cookie headers with ",",
+// Werkzeug's parse_cookie splits on ";" (keeping quoted values, with
+// backslash escapes undone) and request.cookies.get returns the first.
 func (c *SessionCodec) SessionCookie(r *http.Request) string {
-	ck, err := r.Cookie(c.cookieName())
-	if err != nil {
+	vs := r.Header.Values("Cookie")
+	if len(vs) == 0 {
 		return ""
 	}
-	return ck.Value
+	v, _ := ParseCookie(strings.Join(vs, ","), c.cookieName())
+	return v
+}
+
+var (
+	cookieRe        = regexp.MustCompile(`([^=;]*)(?:[ \t\n\r\f\v]*=[ \t\n\r\f\v]*("(?:[^\\"]|\\.)*"|.*?))?[ \t\n\r\f\v]*;[ \t\n\r\f\v]*`)
+	cookieUnslashRe = regexp.MustCompile(`\\([0-3][0-7]{2}|.)`)
+)
+
+// ParseCookie is werkzeug.sansio.http.parse_cookie(header).get(name): the
+// first value of the named cookie and whether it was present.
+func ParseCookie(header, name string) (string, bool) {
+	for _, m := range cookieRe.FindAllStringSubmatch(header+";", -1) {
+		k := pyStripLatin1(m[1])
+		if k == "" || k != name {
+			continue
+		}
+		v := pyStripLatin1(m[2])
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = cookieUnslashRe.ReplaceAllStringFunc(v[1:len(v)-1], func(esc string) string {
+				if len(esc) == 2 {
+					return esc[1:]
+				}
+				n, _ := strconv.ParseUint(esc[1:], 8, 8)
+				return string([]byte{byte(n)})
+			})
+			v = DecodeUTF8Replace([]byte(v))
+		}
+		return v, true
+	}
+	return "", false
 }
 
 // Open is open_session: the request's session, empty when there is no

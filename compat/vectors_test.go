@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -62,6 +64,15 @@ type vectors struct {
 			Error     string          `json:"error"`
 		} `json:"decode"`
 	} `json:"session"`
+	SaveSession []struct {
+		Config    map[string]json.RawMessage `json:"config"`
+		Data      json.RawMessage            `json:"data"`
+		Accessed  bool                       `json:"accessed"`
+		Modified  bool                       `json:"modified"`
+		VaryIn    *string                    `json:"vary_in"`
+		SetCookie []string                   `json:"set_cookie"`
+		Vary      []string                   `json:"vary"`
+	} `json:"save_session"`
 	HTTP        []httpVector `json:"http"`
 	SessionHTTP []httpVector `json:"session_http"`
 }
@@ -613,6 +624,67 @@ func TestVectorsSessionDecode(t *testing.T) {
 		}
 		if !errors.Is(err, want) {
 			t.Errorf("%s: decode %q = %#v, %v; want %v (%s)", tt.Name, tt.Cookie, got, err, want, tt.Error)
+		}
+	}
+}
+
+func TestVectorsSaveSession(t *testing.T) {
+	v := loadVectors(t)
+	if len(v.SaveSession) < 100 {
+		t.Fatalf("only %d save_session vectors", len(v.SaveSession))
+	}
+	for i, tt := range v.SaveSession {
+		c := &SessionCodec{SecretKey: "test-secret", Now: func() time.Time { return time.Unix(v.Session.Clock, 0) }}
+		for k, raw := range tt.Config {
+			var s string
+			var b bool
+			var n int64
+			switch k {
+			case "SESSION_COOKIE_SECURE":
+				_ = json.Unmarshal(raw, &b)
+				c.CookieSecure = b
+			case "SESSION_COOKIE_SAMESITE":
+				_ = json.Unmarshal(raw, &s)
+				c.CookieSameSite = s
+			case "SESSION_COOKIE_DOMAIN":
+				_ = json.Unmarshal(raw, &s)
+				c.CookieDomain = s
+			case "SESSION_COOKIE_PATH":
+				_ = json.Unmarshal(raw, &s)
+				c.CookiePath = s
+			case "SESSION_COOKIE_HTTPONLY":
+				_ = json.Unmarshal(raw, &b)
+				c.NoHTTPOnly = !b
+			case "SESSION_COOKIE_NAME":
+				_ = json.Unmarshal(raw, &s)
+				c.CookieName = s
+			case "SESSION_REFRESH_EACH_REQUEST":
+				_ = json.Unmarshal(raw, &b)
+				c.NoRefreshEachRequest = !b
+			case "PERMANENT_SESSION_LIFETIME":
+				_ = json.Unmarshal(raw, &n)
+				c.MaxAge = time.Duration(n) * time.Second
+			default:
+				t.Fatalf("unknown config %s", k)
+			}
+		}
+		data, _ := mustTyped(t, tt.Data, false).(Object)
+		s := NewSession(data)
+		s.accessed, s.modified = tt.Accessed, tt.Modified
+		rec := httptest.NewRecorder()
+		if tt.VaryIn != nil {
+			rec.Header().Set("Vary", *tt.VaryIn)
+		}
+		if err := c.SaveSession(rec, s); err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		gotCookies := rec.Header().Values("Set-Cookie")
+		gotVary := rec.Header().Values("Vary")
+		if !slices.Equal(gotCookies, tt.SetCookie) && !(len(gotCookies) == 0 && len(tt.SetCookie) == 0) {
+			t.Errorf("case %d %v %s accessed=%v modified=%v: Set-Cookie %q, want %q", i, tt.Config, tt.Data, tt.Accessed, tt.Modified, gotCookies, tt.SetCookie)
+		}
+		if !slices.Equal(gotVary, tt.Vary) && !(len(gotVary) == 0 && len(tt.Vary) == 0) {
+			t.Errorf("case %d %v vary_in=%v accessed=%v: Vary %q, want %q", i, tt.Config, tt.VaryIn, tt.Accessed, gotVary, tt.Vary)
 		}
 	}
 }

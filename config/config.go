@@ -290,9 +290,21 @@ type RouteShadow struct {
 	// Headers is the allowlist of response headers compared. Zero means
 	// Content-Type only.
 	Headers []string `mapstructure:"headers" json:"headers,omitempty"`
+	// NoiseRatePercent is the share of shadowed requests also replayed on the
+	// primary side to learn noisy fields, in percent. Give either this or
+	// NoiseRateBP; zero means no noise sampling.
+	NoiseRatePercent *float64 `mapstructure:"noise_rate_percent" json:"-"`
+	// NoiseRateBP is NoiseRatePercent in basis points (0-10000).
+	NoiseRateBP *int `mapstructure:"noise_rate_bp" json:"-"`
+	// ModelCall says whether a shadow of this route calls the model (cost
+	// guard, shadow model-call metrics). Zero means true for POST, PUT and
+	// PATCH requests, the methods of the endpoints that call Bedrock.
+	ModelCall *bool `mapstructure:"model_call" json:"model_call,omitempty"`
 
 	// Rate is the effective rate in basis points, resolved by Load.
 	Rate int `mapstructure:"-" json:"rate_bp"`
+	// NoiseRate is the effective noise sampling rate in basis points, resolved by Load.
+	NoiseRate int `mapstructure:"-" json:"noise_rate_bp"`
 }
 
 // Normalize is one regex replacement applied to both bodies before comparing.
@@ -332,6 +344,24 @@ type Shadow struct {
 	Redact []string `mapstructure:"redact" json:"redact,omitempty"`
 	// Store configures where diff records go.
 	Store DiffStore `mapstructure:"store" json:"store"`
+	// RecordMatches also stores comparisons that matched. Zero means false:
+	// only mismatches and shadow errors are stored (matches are counted).
+	RecordMatches bool `mapstructure:"record_matches" json:"record_matches"`
+	// Noise tunes noise learning (routes opt in with noise_rate_percent).
+	Noise ShadowNoise `mapstructure:"noise" json:"noise"`
+}
+
+// ShadowNoise tunes noise learning: a field that differs between two runs of
+// the primary is reported as noise, unless the shadow differs on it clearly
+// more often (both thresholds exceeded).
+type ShadowNoise struct {
+	// MinSamples is the primary-vs-primary comparisons a route needs before
+	// any field is called noise. Zero means 5.
+	MinSamples int `mapstructure:"min_samples" json:"min_samples"`
+	// Relative is the relative threshold on (raw rate - noise rate) / noise rate. Zero means 0.2.
+	Relative float64 `mapstructure:"relative" json:"relative"`
+	// Absolute is the absolute threshold on raw rate - noise rate. Zero means 0.03.
+	Absolute float64 `mapstructure:"absolute" json:"absolute"`
 }
 
 // DiffStore configures the diff record store.
@@ -346,6 +376,8 @@ type DiffStore struct {
 	RedisStream string `mapstructure:"redis_stream" json:"redis_stream"`
 	// RedisMaxLen caps the stream (approximately). Zero means 10000.
 	RedisMaxLen int64 `mapstructure:"redis_max_len" json:"redis_max_len"`
+	// JSONLMaxBytes rotates the JSONL file (to path.1) past this size. Zero means 64 MiB.
+	JSONLMaxBytes int64 `mapstructure:"jsonl_max_bytes" json:"jsonl_max_bytes"`
 }
 
 // Log configures logging.

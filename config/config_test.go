@@ -316,13 +316,13 @@ func TestWatcher(t *testing.T) {
 	write(valid("3"))
 	wait(4)
 	mu.Lock()
-	defer mu.Unlock()
 	if len(applied) != 2 || applied[0] != 200 || applied[1] != 300 {
 		t.Errorf("applied %v, want [200 300]", applied)
 	}
 	if results[0] != nil || results[1] == nil || results[2] == nil || results[3] != nil {
 		t.Errorf("results %v, want [nil err err nil]", results)
 	}
+	mu.Unlock()
 	if err := w.Reload(true); err != nil {
 		t.Errorf("forced reload: %v", err)
 	}

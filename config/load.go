@@ -233,6 +233,16 @@ func (c *Config) setDefaults() {
 	if c.Shadow.Store.RedisMaxLen == 0 {
 		c.Shadow.Store.RedisMaxLen = 10000
 	}
+	if c.Shadow.Store.JSONLMaxBytes == 0 {
+		c.Shadow.Store.JSONLMaxBytes = 64 << 20
+	}
+	defInt(&c.Shadow.Noise.MinSamples, 5)
+	if c.Shadow.Noise.Relative == 0 {
+		c.Shadow.Noise.Relative = 0.2
+	}
+	if c.Shadow.Noise.Absolute == 0 {
+		c.Shadow.Noise.Absolute = 0.03
+	}
 	def(&c.Log.Level, "info")
 	c.LegacyBreaker.setDefaults()
 	for i := range c.Routes {
@@ -358,6 +368,11 @@ func (c *Config) validateShadow(r *Route, label string, add func(string, ...any)
 		add("%s: shadow: %w", label, err)
 	}
 	s.Rate = rate
+	noise, err := resolveBP(s.NoiseRatePercent, s.NoiseRateBP, "noise_rate_percent", "noise_rate_bp")
+	if err != nil {
+		add("%s: shadow: %w", label, err)
+	}
+	s.NoiseRate = noise
 	for _, m := range s.Methods {
 		if !validToken(strings.ToUpper(m)) {
 			add("%s: shadow: method %q is not a valid HTTP method", label, m)
@@ -388,8 +403,15 @@ func (c *Config) validateShadow(r *Route, label string, add func(string, ...any)
 func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 	s := c.Shadow
 	if s.Workers < 0 || s.QueueSize < 0 || s.MaxInFlight < 0 || s.ModelCallsPerMinute < 0 ||
-		s.MaxBodyBytes < 0 || s.MaxCaptureBytes < 0 || s.Store.RingSize < 0 || s.Store.RedisMaxLen < 0 {
+		s.MaxBodyBytes < 0 || s.MaxCaptureBytes < 0 || s.Store.RingSize < 0 || s.Store.RedisMaxLen < 0 ||
+		s.Store.JSONLMaxBytes < 0 || s.Noise.MinSamples < 0 {
 		add("shadow: sizes and limits must not be negative")
+	}
+	if s.Noise.Relative < 0 || s.Noise.Absolute < 0 || s.Noise.Absolute > 1 {
+		add("shadow: noise: relative must not be negative and absolute must be in [0, 1]")
+	}
+	if u := s.Store.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
+		add("shadow: store: redis_url %q is not a redis:// URL", u)
 	}
 	if s.IsolatedLegacyURL != "" {
 		u, err := url.Parse(s.IsolatedLegacyURL)

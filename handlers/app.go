@@ -316,11 +316,15 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	return rw.w.Write(p)
 }
 
-func (rw *responseWriter) Flush() {
+func (rw *responseWriter) Flush() { _ = rw.FlushError() }
+
+// FlushError is Flush reporting a failed write (the client went away);
+// http.ResponseController uses it.
+func (rw *responseWriter) FlushError() error {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	_ = http.NewResponseController(rw.w).Flush()
+	return http.NewResponseController(rw.w).Flush()
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.

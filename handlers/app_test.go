@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-
-
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/internal/bedrockstub"
+	"github.com/cutover/cutover/internal/conformance"
 	"github.com/cutover/cutover/internal/testenv"
 )
 
@@ -338,7 +337,7 @@ func TestSessionCookies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tampered := tamper(valid)
+	tampered := conformance.Tamper(valid)
 	body := `{"message": "cookie test"}`
 	fresh := HashedID([]byte(body))
 	tests := []struct {
@@ -456,11 +455,19 @@ func TestBedrockErrors(t *testing.T) {
 	}
 }
 
-// tamper changes the first character of the cookie's payload.
-func tamper(cookie string) string {
-	c := byte('A')
-	if cookie[0] == 'A' {
-		c = 'B'
+// A permanent session (only a cookie signed with the key can carry one) is
+// refreshed on every response, whatever the route, as Flask does with
+// SESSION_REFRESH_EACH_REQUEST.
+func TestPermanentSessionRefreshed(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	codec := &compat.SessionCodec{SecretKey: testenv.LegacySecretKey, Now: FixedClock(testClock)}
+	perm, err := codec.Encode(compat.Object{{Key: "_permanent", Value: true}, {Key: "conversation_id", Value: "p"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return string(c) + cookie[1:]
+	for _, tt := range []struct{ method, path string }{{"GET", "/health"}, {"GET", "/nope"}, {"OPTIONS", "/chat"}, {"POST", "/health"}} {
+		r := h.do(t, tt.method, tt.path, map[string]string{"Cookie": "session=" + perm}, "")
+		wantHeader(t, r, "Vary", "Cookie")
+		wantHeader(t, r, "Set-Cookie", "session="+perm+"; Expires="+compat.HTTPDate(FixedClock(testClock)().Add(31*24*time.Hour))+"; HttpOnly; Path=/")
+	}
 }

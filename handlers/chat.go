@@ -188,4 +188,3 @@ func (a *App) chat(w http.ResponseWriter, r *http.Request) {
 		{Key: "usage", Value: rep.usage},
 	})
 }
-

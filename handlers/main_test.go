@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/cutover/cutover/internal/bedrockstub"
 	"github.com/cutover/cutover/internal/testenv"
@@ -33,6 +34,14 @@ func TestMain(m *testing.M) {
 	sharedRedis = r
 	code := m.Run()
 	cleanup()
+	if code == 0 {
+		// Every goroutine the tests started (servers, SDK and Redis
+		// connections, stream timers) must be gone.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "handlers tests: leaked goroutines:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -82,6 +91,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	closeIdle(t, client)
 	rec := &recorder{next: client}
 	var br Bedrock = rec
 	if o.wrap != nil {
@@ -110,6 +120,15 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &harness{app: app, srv: srv, rdb: rdb, stubURL: stubURL, rec: rec}
+}
+
+// closeIdle closes the client's pooled connections when the test ends.
+func closeIdle(t *testing.T, client *bedrockruntime.Client) {
+	t.Cleanup(func() {
+		if c, ok := client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	})
 }
 
 // recorder passes calls to the real stub client and keeps the request bodies.

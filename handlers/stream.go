@@ -153,9 +153,11 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 	st := &streamState{usage: compat.Object{{Key: "input_tokens", Value: int64(0)}, {Key: "output_tokens", Value: int64(0)}}}
 	var streamErr error
 	for ev := range stream.Events() {
-		idle.Reset(a.cfg.BedrockTimeout)
+		// Only the wait for Bedrock counts, not a slow client's writes.
+		idle.Stop()
 		chunk, ok := ev.(*types.ResponseStreamMemberChunk)
 		if !ok {
+			idle.Reset(a.cfg.BedrockTimeout)
 			continue
 		}
 		delta, err := st.handleChunk(chunk.Value.Bytes)
@@ -167,6 +169,7 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 			a.log.Info("client went away during the stream", "conversation", conv.key)
 			return
 		}
+		idle.Reset(a.cfg.BedrockTimeout)
 	}
 	if streamErr == nil {
 		streamErr = stream.Err()

@@ -218,8 +218,9 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestStreamClientDisconnectCancelsBedrock(t *testing.T) {
-	// 5 tokens a second: the whole reply takes several seconds.
-	h := newHarness(t, harnessOpts{stub: bedrockstub.Options{TokensPerSecond: 5}})
+	// One token every 2s: the whole reply would take about a minute, so a
+	// call that ends within seconds was cancelled, not finished.
+	h := newHarness(t, harnessOpts{stub: bedrockstub.Options{TokensPerSecond: 0.5}})
 	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ func TestStreamClientDisconnectCancelsBedrock(t *testing.T) {
 	}
 	select {
 	case <-ctxs[0].Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("the Bedrock call was not cancelled after the client went away")
 	}
 	// The handler gives up without saving: wait for the server to be idle.

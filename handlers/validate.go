@@ -14,7 +14,7 @@ import (
 type chatRequest struct {
 	message string
 	// conversationID is "" when the body names none (JSON null or absent).
-	conversationID string
+	conversationID  string
 	hasConversation bool
 	model           string
 	// temperature and maxTokens are the JSON values as decoded (int64,

@@ -10,6 +10,10 @@ pkgs=()
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 [ -d /usr/lib/python3/dist-packages/gunicorn ] || pkgs+=(gunicorn)
 [ -d /usr/lib/python3/dist-packages/redis ] || pkgs+=(python3-redis)
+# compat links the system zlib through cgo so session cookies are compressed
+# byte-for-byte like CPython's zlib (CGO_ENABLED=0 builds fall back to Go's zlib).
+command -v gcc >/dev/null || pkgs+=(gcc)
+[ -f /usr/include/zlib.h ] || pkgs+=(zlib1g-dev)
 if [ "${CUTOVER_BENCH_TOOLS:-}" = 1 ]; then
   command -v wrk >/dev/null || pkgs+=(wrk)
   command -v hey >/dev/null || pkgs+=(hey)

@@ -74,6 +74,10 @@ func (rec *recorder) Flush() {
 	if !rec.wrote {
 		rec.WriteHeader(http.StatusOK)
 	}
+	if f, ok := rec.w.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
 	_ = http.NewResponseController(rec.w).Flush()
 }
 

@@ -129,6 +129,11 @@ type Result struct {
 	MaxOpen int64 `json:"max_open"`
 	// OpenAtEnd is the number in flight when the window closed.
 	OpenAtEnd int64 `json:"open_at_end"`
+	// CPUSeconds and MaxRSSKiB are the load generator's own usage over the whole run, filled by the
+	// process that ran it (getrusage), since it has exited before anyone else can sample it.
+	CPUSeconds float64 `json:"loadgen_cpu_seconds,omitempty"`
+	MaxRSSKiB  int64   `json:"loadgen_max_rss_kib,omitempty"`
+	ElapsedS   float64 `json:"loadgen_elapsed_s,omitempty"`
 }
 
 type hist struct {

@@ -28,7 +28,52 @@ func Render(dir string, r *Results) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "RESULTS.md"), []byte(Markdown(r, plots)), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "RESULTS.md"), []byte(Markdown(r, plots)), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "SUMMARY.md"), []byte(Summary(r, plots, "bench/results/")), 0o644)
+}
+
+// Summary renders the short form for the project README: goals, the key tables and the plots,
+// with plot paths prefixed by prefix (relative to where the summary is pasted).
+func Summary(r *Results, plots map[string]string, prefix string) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	m := r.Machine
+	mode := ""
+	if r.Quick {
+		mode = " (QUICK smoke run: indicative only)"
+	}
+	w("Measured by `make bench` on %s%s: %d cores, %.0f GiB RAM, everything (load generators, proxies, backends, stub, Redis) on the same machine. Full tables: [bench/results/RESULTS.md](%sRESULTS.md); raw data: [results.json](%sresults.json).\n\n",
+		r.Started.Format("2006-01-02"), mode, m.Cores, float64(m.MemTotalKiB)/1024/1024, prefix, prefix)
+	goals(&b, r)
+	if pt := r.Passthrough; pt != nil && len(pt.Summary) > 0 {
+		w("**Pass-through** (trivial upstream, wrk, medians of %d rounds):\n\n| conns | target | rps | × nginx | added p50 ms | added p99 ms |\n|---|---|---|---|---|---|\n", r.Settings.WrkRounds)
+		for _, s := range pt.Summary {
+			if s.Target == "direct" {
+				w("| %d | direct | %.0f | %s | – | – |\n", s.Conns, s.RPS, ratio(s.RatioNginx))
+				continue
+			}
+			w("| %d | %s | %.0f | %s | %s | %s |\n", s.Conns, s.Target, s.RPS, ratio(s.RatioNginx), ms(s.AddedP50MS), ms(s.AddedP99MS))
+		}
+		w("\n")
+	}
+	if c := r.Chat; c != nil && len(c.Points) > 0 {
+		w("**Chatbot workload** (70 %% /chat, 20 %% /chat/stream, 10 %% GET conversation; stub %.0f ms to first token, %.0f tokens/s):\n\n", r.Settings.StubTTFTMS, r.Settings.StubTPS)
+		w("| users | configuration | rps | × legacy | p50 ms | p95 ms | p95 over model ms | error rate |\n|---|---|---|---|---|---|---|---|\n")
+		for _, p := range c.Points {
+			l := p.Load
+			w("| %d | %s | %.0f | %s | %s | %s | %s | %.2f%% |\n", p.Users, label(p.Config), l.RPS, ratio(p.RatioLegacy), ms(l.All.P50MS), ms(l.All.P95MS), ms(l.OverModel.P95MS), l.ErrorRate*100)
+		}
+		w("\n")
+	}
+	instancesSection(&b, r)
+	for _, name := range PlotNames {
+		if _, ok := plots[name]; ok {
+			w("![%s](%s%s)\n", name, prefix, name)
+		}
+	}
+	return b.String()
 }
 
 func ms(v float64) string {
@@ -211,7 +256,7 @@ func passthroughSection(b *strings.Builder, r *Results, plots map[string]string)
 			ms(s.P50MS), ms(s.P99MS), ms(s.AddedP50MS), ms(s.AddedP99MS), cpu, rss, s.Errors)
 	}
 	if len(pt.Fixed) > 0 {
-		w("\nBelow saturation (`hey`, 64 connections, %.0f rps in total), where latency is the hop's own cost rather than queueing:\n\n", pt.Fixed[0].RateRPS)
+		w("\nBelow saturation (`hey`, 64 connections, %.0f rps in total, medians of %d rounds), where latency is the hop's own cost rather than queueing:\n\n", pt.Fixed[0].RateRPS, r.Settings.WrkRounds)
 		w("| target | achieved rps | p50 ms | p90 ms | p99 ms | added p50 | added p99 | errors |\n|---|---|---|---|---|---|---|---|\n")
 		for _, f := range pt.Fixed {
 			w("| %s | %.0f | %s | %s | %s | %s | %s | %d |\n", f.Target, f.Hey.RPS, ms(f.Hey.P50MS), ms(f.Hey.P90MS), ms(f.Hey.P99MS), ms(f.AddedP50MS), ms(f.AddedP99MS), f.Hey.Errors+f.Hey.Non200)

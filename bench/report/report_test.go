@@ -115,6 +115,15 @@ func TestRenderWritesReportAndValidSVG(t *testing.T) {
 			t.Errorf("RESULTS.md lacks %q", want)
 		}
 	}
+	sum, err := os.ReadFile(filepath.Join(dir, "SUMMARY.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"![chat_rps.svg](bench/results/chat_rps.svg)", "| 64 | cutover | 22000 | 0.88× |", "## Goals"} {
+		if !strings.Contains(string(sum), want) {
+			t.Errorf("SUMMARY.md lacks %q", want)
+		}
+	}
 	svgs, _ := filepath.Glob(filepath.Join(dir, "*.svg"))
 	if len(svgs) < 5 {
 		t.Fatalf("plots written: %v, want the pass-through and chat plots", svgs)

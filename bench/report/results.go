@@ -73,7 +73,9 @@ type Passthrough struct {
 	Targets []string    `json:"targets"`
 	Runs    []PTRun     `json:"runs"`
 	Summary []PTSummary `json:"summary"`
-	Fixed   []PTFixed   `json:"fixed_rate"`
+	// Fixed holds the medians over rounds of the fixed-rate runs; FixedRuns every run.
+	Fixed     []PTFixed `json:"fixed_rate"`
+	FixedRuns []PTFixed `json:"fixed_rate_runs"`
 }
 
 // PTRun is one wrk run of one target.
@@ -103,6 +105,7 @@ type PTSummary struct {
 
 // PTFixed is a below-saturation run (fixed request rate), where latency is the hop's own cost.
 type PTFixed struct {
+	Round      int               `json:"round"`
 	Conns      int               `json:"conns"`
 	Target     string            `json:"target"`
 	RateRPS    float64           `json:"rate_rps"`

@@ -15,7 +15,11 @@ form so Go can rebuild them exactly:
     ["u", hex] UUID, ["d", unix seconds] aware datetime.
 """
 
-import base64
+import sys
+
+sys.dont_write_bytecode = True  # keep testdata/ free of __pycache__
+
+import base64  # noqa: E402
 import datetime as dt
 import json
 import math
@@ -23,8 +27,7 @@ import os
 import random
 import socket
 import struct
-import subprocess
-import sys
+import subprocess  # noqa: E402
 import time
 import uuid
 import zlib
@@ -299,7 +302,7 @@ def session_cases():
         except Exception as e:  # noqa: BLE001 - Flask would answer 500
             return {"ok": False, "error": "Exception:" + type(e).__name__}
         try:
-            flask.sessions.SecureCookieSession(v)
+            v = dict(flask.sessions.SecureCookieSession(v))
         except Exception as e:  # noqa: BLE001 - open_session fails: Flask answers 500
             return {"ok": False, "error": "Exception:" + type(e).__name__}
         return {"ok": True, "value": enc(v)}
@@ -370,6 +373,44 @@ def session_cases():
     return {"clock": CLOCK, "max_age": 31 * 24 * 3600, "encode": encode, "decode": decode}
 
 
+def save_session_cases():
+    """SecureCookieSessionInterface.save_session over config x session state x existing Vary."""
+    configs = [
+        {},
+        {"SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_SAMESITE": "lax"},
+        {"SESSION_COOKIE_DOMAIN": ".Example.com:8080", "SESSION_COOKIE_PATH": "/app", "SESSION_COOKIE_HTTPONLY": False},
+        {"SESSION_COOKIE_NAME": "sid", "SESSION_COOKIE_SAMESITE": "None"},
+        {"SESSION_REFRESH_EACH_REQUEST": False},
+        {"PERMANENT_SESSION_LIFETIME": 3600},
+    ]
+    states = [
+        ({}, False, False), ({}, True, False), ({}, True, True), ({}, False, True),
+        ({"a": 1}, False, False), ({"a": 1}, True, False), ({"a": 1}, True, True),
+        ({"_permanent": True, "a": 1}, True, False), ({"_permanent": True, "a": 1}, False, False),
+        ({"_permanent": True, "a": 1}, True, True), ({"_permanent": 0, "a": 1}, True, False),
+    ]
+    out = []
+    iface = SecureCookieSessionInterface()
+    for cfg in configs:
+        a = flask.Flask("save")
+        a.config.update(SECRET_KEY="test-secret", **cfg)
+        for data, accessed, modified in states:
+            for vary in (None, "Accept-Encoding", "cookie"):
+                with a.test_request_context():
+                    sess = flask.sessions.SecureCookieSession(data)
+                    sess.accessed, sess.modified = accessed, modified
+                    resp = a.response_class("x")
+                    if vary is not None:
+                        resp.headers["Vary"] = vary
+                    iface.save_session(a, sess, resp)
+                out.append({
+                    "config": {k: (v if not isinstance(v, bool) else v) for k, v in cfg.items()},
+                    "data": enc(data), "accessed": accessed, "modified": modified, "vary_in": vary,
+                    "set_cookie": resp.headers.getlist("Set-Cookie"), "vary": resp.headers.getlist("Vary"),
+                })
+    return out
+
+
 # ---------------------------------------------------------------- HTTP via gunicorn
 
 def free_port():
@@ -413,6 +454,8 @@ def send(port, raw):
     headers = []
     for ln in lines[1:]:
         k, _, v = ln.decode("latin-1").partition(":")
+        if k.lower() == "date":
+            continue  # varies per run; servers add it, the app does not
         headers.append([k, v.strip()])
     return {"status": status, "status_line": lines[0].decode("latin-1"), "headers": headers, "body": b64(body)}
 
@@ -489,6 +532,9 @@ def http_cases():
                  423, 424, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505]:
         add(f"abort {code}", R("GET", f"/abort/{code}"))
         add(f"HEAD abort {code}", R("HEAD", f"/abort/{code}"))
+    for code in (200, 201, 204, 299, 304, 404, 418, 503):
+        add(f"jsonify with status {code}", R("GET", f"/status/{code}"))
+        add(f"HEAD jsonify with status {code}", R("HEAD", f"/status/{code}"))
     add("abort with description", R("GET", "/abort-desc"))
     add("MethodNotAllowed raised", R("GET", "/abort405"))
     add("exception", R("GET", "/error"))
@@ -527,6 +573,20 @@ def session_http_cases(port):
     cookies = {"none": None, "plain": plain, "perm": perm, "rich": rich, "big": big,
                "tampered": plain[:-1] + ("A" if plain[-1] != "A" else "B"), "expired": expired,
                "future": future, "empty-session": empty, "garbage": "garbage", "blank": ""}
+    def go_headers(name, path, headers):
+        raw = raw_request("GET", path, headers)
+        out.append({"name": name, "request": b64(raw), "response": send(port, raw)})
+
+    go_headers("cookie after another", "/s/read", [("Cookie", "a=1; session=" + plain)])
+    go_headers("cookie quoted", "/s/read", [("Cookie", 'session="' + plain + '"')])
+    go_headers("cookie quoted with escapes", "/s/read", [("Cookie", 'session="' + plain[:10] + "\\" + plain[10:15] + "\\" + "141" + plain[15:] + '"')])
+    go_headers("cookie first wins", "/s/read", [("Cookie", "session=" + plain + "; session=garbage")])
+    go_headers("cookie first wins (garbage first)", "/s/read", [("Cookie", "session=garbage; session=" + plain)])
+    go_headers("cookie two headers", "/s/read", [("Cookie", "a=1"), ("Cookie", "session=" + plain)])
+    go_headers("cookie two headers session first", "/s/read", [("Cookie", "session=" + plain), ("Cookie", "a=1")])
+    go_headers("cookie spaces", "/s/read", [("Cookie", "  session =  " + plain + "  ;  b=2")])
+    go_headers("cookie no value", "/s/read", [("Cookie", "session; x=1")])
+    go_headers("cookie junk in sig", "/s/read", [("Cookie", "session=" + plain[:-3] + "!" + plain[-3:])])
     for path in ["/s/read", "/s/nontouch", "/s/set", "/s/permanent", "/s/unpermanent", "/s/clear", "/s/pop",
                  "/s/pop-present", "/s/rich"]:
         for cname, c in cookies.items():
@@ -538,6 +598,8 @@ def start_gunicorn():
     port = free_port()
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(HERE))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONHASHSEED"] = "0"  # fixes the (set-ordered) Allow headers, so reruns give the same file
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(root, ".pydeps"), HERE, env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "--chdir", HERE, "vector_app:app"],
@@ -579,6 +641,7 @@ def main():
         "error_pages": error_page_cases(),
         "status_lines": status_line_cases(),
         "session": session_cases(),
+        "save_session": save_session_cases(),
         "http": http,
         "session_http": sess_http,
     }

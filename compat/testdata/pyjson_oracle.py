@@ -15,9 +15,12 @@ Each input line is a JSON request; each output line the answer:
 Typed values use gen_vectors.py's encoding (pytyped.py).
 """
 
-import base64
-import json
 import sys
+
+sys.dont_write_bytecode = True  # keep testdata/ free of __pycache__
+
+import base64  # noqa: E402
+import json  # noqa: E402
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from pytyped import at_flask_depth, dumps_like_flask, enc, loads_like_flask  # noqa: E402
@@ -63,7 +66,7 @@ def session_op(req):
     try:
         with app.app_context():
             v = at_flask_depth(lambda: ser.loads(req["cookie"], max_age=31 * 24 * 3600))
-        SecureCookieSession(v)
+        v = dict(SecureCookieSession(v))
     except itsdangerous.SignatureExpired:
         return {"ok": False, "error": "SignatureExpired"}
     except itsdangerous.BadPayload:

@@ -121,6 +121,11 @@ def json_dumps():
     return app.response_class(json.dumps(data), mimetype="text/plain")
 
 
+@app.route("/status/<int:code>")
+def status(code):
+    return jsonify(a=1), code
+
+
 # --- error pages ---
 @app.route("/abort/<int:code>")
 def abort_code(code):

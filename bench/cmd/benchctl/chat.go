@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -208,6 +210,11 @@ func (e *env) runLoad(name string, c load.Config, roots map[string]int, during f
 	if err := json.Unmarshal(b, &res); err != nil {
 		return loadRun{procs: usage}, err
 	}
+	if res.ElapsedS > 0 {
+		// The generator has exited before the sampler's last read: use its own account.
+		usage["loadgen"] = harness.Usage{CPUSeconds: res.CPUSeconds, CPUCores: res.CPUSeconds / res.ElapsedS,
+			PeakRSSKiB: res.MaxRSSKiB, Procs: 1}
+	}
 	return loadRun{res: res, procs: usage}, nil
 }
 
@@ -226,6 +233,23 @@ func (e *env) chat() error {
 		return err
 	}
 	users := pick(e, []int{175, 700, 2000, 5000}, []int{20, 175})
+	if v := os.Getenv("BENCH_USERS"); v != "" {
+		users = nil
+		for _, f := range strings.Split(v, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+				users = append(users, n)
+			}
+		}
+	}
+	configs := chatConfigs
+	if v := os.Getenv("BENCH_CONFIGS"); v != "" {
+		configs = nil
+		for _, c := range chatConfigs {
+			if slices.Contains(strings.Split(v, ","), c.name) {
+				configs = append(configs, c)
+			}
+		}
+	}
 	ramp := pick(e, 5*time.Second, time.Second)
 	window := envDuration("BENCH_WINDOW", pick(e, 20*time.Second, 3*time.Second))
 	timeout := pick(e, 10*time.Second, 3*time.Second)
@@ -235,7 +259,7 @@ func (e *env) chat() error {
 
 	c := &report.Chat{Users: users}
 	haveCut := e.haveCutover()
-	for _, cfg := range chatConfigs {
+	for _, cfg := range configs {
 		if cfg.share >= 0 && !haveCut {
 			continue
 		}
@@ -249,7 +273,7 @@ func (e *env) chat() error {
 	legacyDirty := false
 	for _, u := range users {
 		var legacyRPS float64
-		for _, cfg := range chatConfigs {
+		for _, cfg := range configs {
 			if cfg.share >= 0 && !haveCut {
 				continue
 			}
@@ -292,7 +316,7 @@ func (e *env) chat() error {
 			var during func()
 			if cut != nil && cfg.share == 100 && u == 2000 && !e.quick {
 				during = func() {
-					go e.profile(cut, "chat-native-u2000", 5)
+					e.profile(cut, "chat-native-u2000", 5)
 				}
 			}
 			lc := load.Config{BaseURL: target, Users: u, Ramp: ramp, Duration: window, Timeout: timeout,

@@ -227,3 +227,33 @@ func (e *env) perfProfile(c *cutoverProc, scenario string, seconds int) {
 	e.res.Profiles = append(e.res.Profiles, report.Profile{Scenario: scenario, Kind: "perf cpu (self)", File: file, Top: text})
 	e.logf("perf profile %s written", file)
 }
+
+// heapProfile saves an in-use heap profile of cutover (after a GC) with its top allocation sites,
+// when the admin listener serves pprof; without it there is nothing to take.
+func (e *env) heapProfile(c *cutoverProc, scenario string) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(c.AdminURL + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return
+	}
+	file := fmt.Sprintf("heap-%s.pprof", scenario)
+	path := filepath.Join(e.out, file)
+	if err := os.MkdirAll(e.out, 0o755); err != nil {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	_, err = io.Copy(f, resp.Body)
+	f.Close()
+	if err != nil {
+		return
+	}
+	top, _ := exec.Command("go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=25", filepath.Join(e.bin, "cutover"), path).Output()
+	e.res.Profiles = append(e.res.Profiles, report.Profile{Scenario: scenario, Kind: "heap (in use)", File: file, Top: trimTop(string(top))})
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cutover/cutover/bench/load"
 )
@@ -38,10 +39,17 @@ func loadCmd(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	began := time.Now()
 	res, err := load.Run(ctx, c)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		res.MaxRSSKiB = ru.Maxrss // kilobytes on Linux
+	}
+	res.ElapsedS = time.Since(began).Seconds()
 	b, _ := json.MarshalIndent(res, "", "  ")
 	b = append(b, '\n')
 	if out == "" {

@@ -97,6 +97,9 @@ func (e *env) memoryPoint(mp *report.MemPoint, redisURL, stubURL, legacyURL stri
 		_ = e.sleep(ttft + 1500*time.Millisecond)
 		mp.Established = harness.EstablishedConns(cut.Port)
 		mp.LoadedRSSKiB = medianRSS(e, cut.Pid(), 5)
+		if mp.Open >= 5000 || e.quick {
+			e.heapProfile(cut, fmt.Sprintf("memory-%s-%d", mp.Kind, mp.Open))
+		}
 	})
 	mp.Load = run.res
 	mp.ClientOpen = run.res.MaxOpen

@@ -118,22 +118,18 @@ func (e *env) passthrough() error {
 	rate := pick(e, 3200.0, 1600.0)
 	e.res.Settings.FixedRateRPS = rate
 	fixedDur := pick(e, 8*time.Second, 2*time.Second)
-	var direct report.PTFixed
-	for _, t := range targets {
-		h, err := harness.Hey(e.ctx, t.url, 64, rate/64, fixedDur)
-		if err != nil {
-			return fmt.Errorf("fixed rate %s: %w", t.name, err)
+	for round := range rounds {
+		for i := range targets {
+			t := targets[(i+round)%len(targets)]
+			h, err := harness.Hey(e.ctx, t.url, 64, rate/64, fixedDur)
+			if err != nil {
+				return fmt.Errorf("fixed rate %s: %w", t.name, err)
+			}
+			e.logf("fixed rate %-8s round %d %5.0f rps: p50 %.2f ms p99 %.2f ms", t.name, round, h.RPS, h.P50MS, h.P99MS)
+			pt.FixedRuns = append(pt.FixedRuns, report.PTFixed{Round: round, Conns: 64, Target: t.name, RateRPS: rate, Hey: h})
 		}
-		f := report.PTFixed{Conns: 64, Target: t.name, RateRPS: rate, Hey: h}
-		if t.name == "direct" {
-			direct = f
-		} else {
-			f.AddedP50MS = h.P50MS - direct.Hey.P50MS
-			f.AddedP99MS = h.P99MS - direct.Hey.P99MS
-		}
-		e.logf("fixed rate %-8s %5.0f rps: p50 %.2f ms p99 %.2f ms (added p99 %.2f ms)", t.name, h.RPS, h.P50MS, h.P99MS, f.AddedP99MS)
-		pt.Fixed = append(pt.Fixed, f)
 	}
+	pt.Fixed = summariseFixed(pt, rate)
 	return nil
 }
 
@@ -191,6 +187,35 @@ func summarisePassthrough(pt *report.Passthrough) []report.PTSummary {
 			s.AddedP99MS = s.P99MS - d.P99MS
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// summariseFixed takes the median of each fixed-rate figure over rounds, and the added latency
+// against direct.
+func summariseFixed(pt *report.Passthrough, rate float64) []report.PTFixed {
+	var out []report.PTFixed
+	for _, t := range pt.Targets {
+		var rps, p50, p90, p99 []float64
+		f := report.PTFixed{Conns: 64, Target: t, RateRPS: rate}
+		for _, r := range pt.FixedRuns {
+			if r.Target != t {
+				continue
+			}
+			rps, p50, p90, p99 = append(rps, r.Hey.RPS), append(p50, r.Hey.P50MS), append(p90, r.Hey.P90MS), append(p99, r.Hey.P99MS)
+			f.Hey.Requests += r.Hey.Requests
+			f.Hey.Errors += r.Hey.Errors
+			f.Hey.Non200 += r.Hey.Non200
+		}
+		if len(rps) == 0 {
+			continue
+		}
+		f.Hey.RPS, f.Hey.P50MS, f.Hey.P90MS, f.Hey.P99MS = median(rps), median(p50), median(p90), median(p99)
+		out = append(out, f)
+	}
+	for i := range out {
+		out[i].AddedP50MS = out[i].Hey.P50MS - out[0].Hey.P50MS // out[0] is direct, the first target
+		out[i].AddedP99MS = out[i].Hey.P99MS - out[0].Hey.P99MS
 	}
 	return out
 }

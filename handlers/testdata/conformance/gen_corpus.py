@@ -4,6 +4,9 @@ and to the native handlers (handlers/conformance_test.go; the proxy-based
 variant reuses it).
 
 Run from this folder: python3 gen_corpus.py > corpus.json
+                      python3 gen_corpus.py slow > slow.json
+slow.json holds the cases served with a stub that paces its tokens slower
+than the backends' Bedrock read timeout.
 
 Each case is one HTTP request plus the state it starts from:
   name        unique, "area/what"
@@ -284,6 +287,17 @@ chat("stream/chunked-request", '{"message": "chunked stream"}', path="/chat/stre
 chat("stream/unreadable-history", '{"message": "hi", "conversation_id": "bad"}', path="/chat/stream", redis=[["RPUSH", "conversation:bad", "[1]"]])
 chat("chat/unreadable-history", '{"message": "hi", "conversation_id": "bad"}', redis=[["RPUSH", "conversation:bad", "[1]"]])
 chat("chat/history-wrong-type", '{"message": "hi", "conversation_id": "str"}', redis=[["SET", "conversation:str", "x"]])
+
+# --- slow Bedrock (served by a stub with token pacing; see slow.json) --------
+slow = []
+slow.append({"name": "slow/chat-read-timeout", "method": "POST", "target": "/chat", "headers": JSON,
+             "body": '{"message": "take your time"}'})
+slow.append({"name": "slow/stream-idle-timeout", "method": "POST", "target": "/chat/stream", "headers": JSON,
+             "body": '{"message": "take your time", "conversation_id": "slow"}'})
+slow.append({"name": "slow/health", "method": "GET", "target": "/health", "headers": []})
+
+if len(sys.argv) > 1 and sys.argv[1] == "slow":
+    cases = slow
 
 names = [c["name"] for c in cases]
 dups = {n for n in names if names.count(n) > 1}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func writeConfig(t *testing.T, legacyURL, traffic, admin string, extra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	yaml := fmt.Sprintf(`listen:
+  addr: %s
+  served_by_header: X-Cutover-Served-By
+admin:
+  addr: %s
+shutdown:
+  drain_delay: 400ms
+  timeout: 5s
+legacy:
+  url: %s
+native:
+  aws_region: us-east-1
+  bedrock_endpoint_url: http://127.0.0.1:1
+  redis_url: redis://127.0.0.1:1/0
+routes:
+  - name: health
+    path: /health
+  - name: models
+    path: /models
+    native_percent: 0
+  - name: chat_stream
+    path: /chat/stream
+    methods: [POST]
+%s`, traffic, admin, legacyURL, extra)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A real SIGTERM, delivered to this process and caught by the same
+// signal.NotifyContext main uses, drains cutover serve: the health check
+// fails first, traffic is still served for the drain delay, the in-flight
+// stream finishes, then serve returns 0.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	release := make(chan struct{})
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chat/stream" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write([]byte("event: delta\ndata: a\n\n"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			w.Write([]byte("event: done\ndata: b\n\n"))
+			return
+		}
+		w.Write([]byte(`{"status":"ok"}`))
+	}))
+	defer legacy.Close()
+	traffic, admin := freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, legacy.URL, traffic, admin, "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	out := &lockedBuffer{}
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"serve", "-config", cfg}, out, out) }()
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	health := "http://" + traffic + "/_cutover/health"
+	waitStatus(t, c, health, 200)
+
+	resp, err := c.Post("http://"+traffic+"/chat/stream", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); line != "event: delta\n" {
+		t.Fatalf("first line %q", line)
+	}
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, c, health, 503)
+	r, err := c.Get("http://" + traffic + "/health")
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("traffic during the drain delay: %v %v", r, err)
+	}
+	r.Body.Close()
+	select {
+	case n := <-code:
+		t.Fatalf("serve exited (%d) with a stream in flight", n)
+	case <-time.After(600 * time.Millisecond): // past the drain delay
+	}
+	close(release)
+	rest := new(strings.Builder)
+	for {
+		line, err := br.ReadString('\n')
+		rest.WriteString(line)
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(rest.String(), "event: done\ndata: b\n") {
+		t.Errorf("stream cut during the drain: %q", rest.String())
+	}
+	select {
+	case n := <-code:
+		if n != 0 {
+			t.Errorf("serve exited %d\n%s", n, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not exit")
+	}
+	logs := out.String()
+	for _, want := range []string{"draining: health check failing", "draining: finishing in-flight requests", "drained", `"route":"chat_stream"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}
+
+func waitStatus(t *testing.T, c *http.Client, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := c.Get(url)
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == want {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered %d", url, want)
+}
+
+func TestCheckConfig(t *testing.T) {
+	good := writeConfig(t, "http://127.0.0.1:8000", "127.0.0.1:0", "127.0.0.1:0", "")
+	bad := writeConfig(t, "ftp://x", "127.0.0.1:0", "127.0.0.1:0", "  - name: nohandler\n    path: /x\n    native_percent: 5\n  - name: chat\n    path: /health\n")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", good}, &out, &errb); code != 0 {
+		t.Fatalf("good config: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "ok (3 routes") {
+		t.Errorf("output %q", out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"check-config", bad}, &out, &errb); code != 1 {
+		t.Fatalf("bad config: exit %d", code)
+	}
+	if !strings.Contains(errb.String(), `legacy: url "ftp://x" must be http or https`) {
+		t.Errorf("stderr %q", errb.String())
+	}
+	// Semantic checks run when the static ones pass.
+	bad2 := writeConfig(t, "http://127.0.0.1:8000", "127.0.0.1:0", "127.0.0.1:0", "  - name: nohandler\n    path: /x\n    native_percent: 5\n")
+	errb.Reset()
+	if code := run(context.Background(), []string{"check-config", bad2}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), `route "nohandler": native share 5% but no native handler`) {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"check-config"}, &out, &errb); code != 2 {
+		t.Errorf("no file: exit %d, want 2", code)
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+// cutover weights drives a running cutover serve through the admin API.
+func TestWeightsCommand(t *testing.T) {
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("legacy")) }))
+	defer legacy.Close()
+	traffic, admin := freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, legacy.URL, traffic, admin, "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("CUTOVER_ADMIN_TOKEN", "tok")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"serve", "-config", cfg}, out, out) }()
+	defer func() {
+		cancel()
+		<-code
+	}()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	waitStatus(t, &http.Client{Transport: tr}, "http://"+traffic+"/_cutover/health", 200)
+
+	weights := func(args ...string) (int, string) {
+		var b bytes.Buffer
+		n := run(context.Background(), append([]string{"weights", "-admin", "http://" + admin}, args...), &b, &b)
+		return n, b.String()
+	}
+	if n, s := weights("set", "models", "12.5%"); n != 0 || !strings.Contains(s, "models: 0% -> 12.5% native") {
+		t.Errorf("set: %d %q", n, s)
+	}
+	if n, s := weights("get"); n != 0 || !strings.Contains(s, "models") || !strings.Contains(s, "12.5%") {
+		t.Errorf("get: %d %q", n, s)
+	}
+	if n, s := weights("set", "health", "5"); n != 0 || !strings.Contains(s, "health: 0% -> 5% native") {
+		t.Errorf("set health (the native handlers serve it): %d %q", n, s)
+	}
+	if n, s := weights("set", "models", "250bp"); n != 0 || !strings.Contains(s, "12.5% -> 2.5%") {
+		t.Errorf("set bp: %d %q", n, s)
+	}
+	if n, s := weights("set", "models", "101"); n != 1 || !strings.Contains(s, "not in [0, 100]") {
+		t.Errorf("bad share: %d %q", n, s)
+	}
+	if n, s := weights("-token", "wrong", "rollback"); n != 1 || !strings.Contains(s, "401") {
+		t.Errorf("wrong token: %d %q", n, s)
+	}
+	if n, s := weights("rollback"); n != 0 || !strings.Contains(s, "models: 2.5% -> 0% native") || !strings.Contains(s, "health: 5% -> 0% native") {
+		t.Errorf("rollback: %d %q", n, s)
+	}
+	if n, _ := weights("bogus"); n != 2 {
+		t.Errorf("bad subcommand: exit %d", n)
+	}
+	data, _ := os.ReadFile(cfg)
+	if !strings.Contains(string(data), "native_percent: 0") {
+		t.Errorf("rollback not persisted:\n%s", data)
+	}
+}

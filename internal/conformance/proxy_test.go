@@ -1,0 +1,248 @@
+package conformance_test
+
+// The conformance suite through the proxy: both backends are reached through
+// one cutover Server, the legacy app with the override header set to
+// "legacy" and the native handlers with it set to "native", as a QA engineer
+// would compare them in production.
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"go.uber.org/goleak"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/internal/bedrockstub"
+	"github.com/cutover/cutover/internal/conformance"
+	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/proxy"
+)
+
+const (
+	servedBy     = "X-Cutover-Served-By"
+	clockText    = "1795726800.25"
+	overrideName = "X-Cutover-Backend"
+	deadRedisURL = "redis://127.0.0.1:1/0"
+)
+
+// proxyConfig routes every legacy endpoint at 0 % native: only the override
+// header sends a request to the native handlers.
+func proxyConfig(legacyURL string) string {
+	return `
+listen:
+  served_by_header: ` + servedBy + `
+override:
+  enabled: true
+  header: ` + overrideName + `
+shutdown:
+  drain_delay: 1ms
+  timeout: 5s
+admin:
+  token: admin-secret
+legacy:
+  url: ` + legacyURL + `
+  response_header_timeout: 30s
+routes:
+  - name: health
+    path: /health
+  - name: models
+    path: /models
+  - name: chat
+    path: /chat
+    methods: [POST]
+  - name: chat_stream
+    path: /chat/stream
+    methods: [POST]
+  - name: get_conversation
+    path: /conversations/<conversation_id>
+  - name: delete_conversation
+    path: /conversations/<conversation_id>
+    methods: [DELETE]
+`
+}
+
+// startProxy runs a cutover Server in front of legacyURL and app until the test ends.
+func startProxy(t *testing.T, legacyURL string, app *handlers.App) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "cutover.yaml")
+	if err := os.WriteFile(file, []byte(proxyConfig(legacyURL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(cfg, proxy.Options{
+		Native:          app,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TrafficListener: tln,
+		AdminListener:   aln,
+	})
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("proxy run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("proxy did not stop")
+		}
+	})
+	addr := tln.Addr().String()
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := hc.Get("http://" + addr + cfg.Listen.HealthPath)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy at %s never became healthy", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConformanceThroughProxy(t *testing.T) {
+	path, err := conformance.CorpusPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := conformance.LoadCorpus(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock, err := strconv.ParseFloat(clockText, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stubLog := &conformance.StubLog{}
+	stub := bedrockstub.New(bedrockstub.Options{})
+	stubSrv := httptest.NewServer(stubLog.Wrap(stub))
+	t.Cleanup(func() {
+		stub.Close()
+		stubSrv.Close()
+	})
+	rs := testenv.StartRedis(t)
+	rdb, err := handlers.NewRedisClient(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+
+	// both returns the proxy address serving the legacy app and the native
+	// App, each with the given Redis.
+	both := func(redisURL string) string {
+		legacy := testenv.StartLegacy(t, map[string]string{
+			"REDIS_URL":            redisURL,
+			"BEDROCK_ENDPOINT_URL": stubSrv.URL,
+			"CUTOVER_TEST_CLOCK":   clockText,
+			"CUTOVER_TEST_IDS":     "1",
+			"BEDROCK_MAX_ATTEMPTS": "1",
+			"BEDROCK_TIMEOUT":      "1",
+			"GUNICORN_LOGLEVEL":    "warning",
+		})
+		client, err := handlers.NewBedrockClient(context.Background(), handlers.BedrockOptions{
+			EndpointURL: stubSrv.URL,
+			Timeout:     time.Second,
+			MaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if c, ok := client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
+				c.CloseIdleConnections()
+			}
+		})
+		store, err := handlers.NewRedisClient(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		app, err := handlers.New(handlers.Config{SecretKey: testenv.LegacySecretKey, BedrockTimeout: time.Second}, handlers.Deps{
+			Bedrock: client,
+			Store:   store,
+			Now:     handlers.FixedClock(clock),
+			NewID:   handlers.HashedID,
+			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startProxy(t, legacy.URL(), app)
+	}
+
+	via := func(addr, backend string) conformance.Target {
+		return conformance.Target{Addr: addr, Header: [][2]string{{overrideName, backend}}}
+	}
+	addr := both(rs.URL())
+	o := conformance.Options{
+		Legacy: via(addr, "legacy"),
+		Native: via(addr, "native"),
+		Redis:  rdb,
+		Stub:   stubLog,
+		Secret: testenv.LegacySecretKey,
+		Clock:  clock,
+	}
+	if slices.ContainsFunc(cases, func(c conformance.Case) bool { return c.RedisDown }) {
+		down := both(deadRedisURL)
+		o.LegacyDown, o.NativeDown = via(down, "legacy"), via(down, "native")
+	}
+	// The override must send every request to the backend it names (the
+	// native App answers unknown paths and methods Flask-style too). The
+	// served-by header is removed before the comparison.
+	o.Check = func(t *testing.T, c *conformance.Case, l, n *conformance.Capture) {
+		for _, side := range []struct {
+			want string
+			got  *conformance.Capture
+		}{{"legacy", l}, {"native", n}} {
+			switch got := side.got.Header.Get(servedBy); got {
+			case side.want:
+			case "":
+				// e.g. "OPTIONS *", which net/http answers itself unless
+				// http.Server.DisableGeneralOptionsHandler is set.
+				t.Errorf("%s request answered by the proxy itself (%d), not by a backend", side.want, side.got.Status)
+			default:
+				t.Errorf("%s request served by %q", side.want, got)
+			}
+		}
+		l.Header.Del(servedBy)
+		n.Header.Del(servedBy)
+	}
+	conformance.Run(t, cases, o)
+}
