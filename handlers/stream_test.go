@@ -114,7 +114,8 @@ func TestChatStreamError(t *testing.T) {
 
 func TestRedisDown(t *testing.T) {
 	rs := testenv.StartRedis(t)
-	h := newHarness(t, harnessOpts{redis: rs, stub: bedrockstub.Options{TokensPerSecond: 50}})
+	// 10 tokens a second: Redis is down well before the stream ends.
+	h := newHarness(t, harnessOpts{redis: rs, stub: bedrockstub.Options{TokensPerSecond: 10}})
 	unavailable := "{\"code\":\"store_unavailable\",\"error\":\"conversation store unavailable\"}\n"
 
 	// The store fails after the stream started: the error is reported in-band.
