@@ -44,6 +44,9 @@ for t in wrk hey nginx haproxy redis-server; do
 done
 [ -x "${BENCH_BIN:-bin}/bedrock-stub" ] || { echo "bench: ${BENCH_BIN:-bin}/bedrock-stub is missing (run make build)" >&2; exit 1; }
 
+# Keep the scratch folders (logs, generated configs, perf data) of the last three runs only.
+ls -dt bench/tmp/run-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+
 go build -o bench/tmp/bin/benchctl ./bench/cmd/benchctl
 bench/tmp/bin/benchctl run -root "$root" "$@" &
 harness_pid=$!

@@ -47,8 +47,10 @@ type Config struct {
 	Routes []Route `mapstructure:"routes" json:"routes"`
 	// LegacyBreaker guards the legacy backend as a whole (every route and
 	// unmatched requests), besides each route's own legacy breaker. Zero
-	// values mean the same defaults as a route's breaker; native_timeout and
-	// auto_rollback do not apply to it.
+	// values mean the same defaults as a route's breaker, except that zero
+	// failure_statuses means transport errors and timeouts only (one route's
+	// application 5xx must not take the healthy routes down); native_timeout
+	// and auto_rollback do not apply to it.
 	LegacyBreaker Breaker `mapstructure:"legacy_breaker" json:"legacy_breaker"`
 	// Shadow holds process-wide shadowing limits (per-route settings live in Route.Shadow).
 	Shadow Shadow `mapstructure:"shadow" json:"shadow"`
@@ -57,11 +59,16 @@ type Config struct {
 
 	// file is the path the config was loaded from ("" when none).
 	file string
+	// raw is the file content the config was parsed from.
+	raw []byte
 }
 
 // File reports the path this config was read from, or "" when it came from
 // the environment and defaults only.
 func (c *Config) File() string { return c.file }
+
+// Raw returns the file content this config was parsed from (nil when none).
+func (c *Config) Raw() []byte { return c.raw }
 
 // Listen configures the traffic listener.
 type Listen struct {
@@ -75,6 +82,12 @@ type Listen struct {
 	// ReadTimeout bounds reading a whole request, body included. Zero means no limit
 	// (uploads are bounded by the backends' own limits).
 	ReadTimeout time.Duration `mapstructure:"read_timeout" json:"read_timeout"`
+	// BodyReadTimeout bounds the time a client may take to send a request
+	// body (slowloris uploads); past it the request fails with 408 and the
+	// connection is closed. Unlike ReadTimeout it stops counting once the
+	// body is read, so it never cuts a long streamed response. Zero means
+	// 60s; negative means no limit.
+	BodyReadTimeout time.Duration `mapstructure:"body_read_timeout" json:"body_read_timeout"`
 	// IdleTimeout is how long an idle keep-alive connection is kept. It must
 	// exceed the ALB's idle timeout (60s), or the ALB reuses connections the
 	// proxy just closed, the classic ALB 502. Zero means 75s.

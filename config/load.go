@@ -38,6 +38,7 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(data, os.Environ())
 	if c != nil {
 		c.file = path
+		c.raw = data
 	}
 	return c, err
 }
@@ -184,6 +185,7 @@ func (c *Config) setDefaults() {
 	def(&c.Listen.Addr, ":8080")
 	def(&c.Listen.HealthPath, "/_cutover/health")
 	defDur(&c.Listen.ReadHeaderTimeout, 10*time.Second)
+	defDur(&c.Listen.BodyReadTimeout, 60*time.Second)
 	defDur(&c.Listen.IdleTimeout, 75*time.Second)
 	defInt(&c.Listen.MaxHeaderBytes, 1<<20)
 	defDur(&c.Shutdown.DrainDelay, 15*time.Second)

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,12 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 )
+
+// ErrSuperseded is returned by a Watcher's Apply when the file changed after
+// it was read (e.g. a share change persisted meanwhile): the stale config is
+// dropped, neither applied nor counted as a failure, and the newer file is
+// reloaded on its own event.
+var ErrSuperseded = errors.New("config file changed since it was read")
 
 // Watcher reloads a config file when it changes. A new config that loads and
 // validates is handed to Apply; one that does not is reported and the last
@@ -58,7 +65,11 @@ func (w *Watcher) Reload(force bool) error {
 	c, err := Parse(data, os.Environ())
 	if err == nil {
 		c.file = w.Path
+		c.raw = data
 		err = w.Apply(c)
+	}
+	if errors.Is(err, ErrSuperseded) {
+		return nil // the file changed again since it was read; its own event reloads it
 	}
 	if err != nil {
 		err = fmt.Errorf("reload %s: %w", w.Path, err)

@@ -77,6 +77,11 @@ func (c Config) withDefaults() Config {
 	if c.Headers == nil {
 		c.Headers = GunicornHeaders()
 	}
+	canonical := make(http.Header, len(c.Headers))
+	for k, vs := range c.Headers {
+		canonical[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	c.Headers = canonical
 	return c
 }
 
@@ -101,7 +106,10 @@ type Deps struct {
 var ErrMissingDep = errors.New("missing dependency")
 
 // App serves every legacy endpoint. It is an http.Handler, safe for
-// concurrent use.
+// concurrent use. The http.Server in front of it should set
+// DisableGeneralOptionsHandler, or net/http answers "OPTIONS *" itself (200)
+// where Flask answers 404. The status line's reason phrase ("Not Found" vs
+// Werkzeug's "NOT FOUND") is net/http's.
 type App struct {
 	cfg     Config
 	bedrock Bedrock
@@ -132,6 +140,7 @@ var staticRule = compat.Rule{Endpoint: "static", Pattern: "/static/<path:filenam
 
 // New validates cfg and builds the App.
 func New(cfg Config, deps Deps) (*App, error) {
+	devKey := cfg.SecretKey == ""
 	cfg = cfg.withDefaults()
 	var problems []error
 	if _, ok := modelLimit(cfg.ModelID); !ok {
@@ -172,6 +181,9 @@ func New(cfg Config, deps Deps) (*App, error) {
 	}
 	if a.log == nil {
 		a.log = slog.Default()
+	}
+	if devKey {
+		a.log.Warn("SecretKey is not set: using the built-in development key")
 	}
 	a.codec = &compat.SessionCodec{SecretKey: cfg.SecretKey, Now: a.now}
 

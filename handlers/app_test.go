@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/internal/bedrockstub"
@@ -469,5 +474,38 @@ func TestPermanentSessionRefreshed(t *testing.T) {
 		r := h.do(t, tt.method, tt.path, map[string]string{"Cookie": "session=" + perm}, "")
 		wantHeader(t, r, "Vary", "Cookie")
 		wantHeader(t, r, "Set-Cookie", "session="+perm+"; Expires="+compat.HTTPDate(FixedClock(testClock)().Add(31*24*time.Hour))+"; HttpOnly; Path=/")
+	}
+}
+
+// TestBedrockMaxAttempts: BEDROCK_MAX_ATTEMPTS counts every attempt, the
+// first included, as botocore's total_max_attempts does.
+func TestBedrockMaxAttempts(t *testing.T) {
+	log := &conformance.StubLog{}
+	stub := bedrockstub.New(bedrockstub.Options{})
+	srv := httptest.NewServer(log.Wrap(stub))
+	t.Cleanup(func() {
+		stub.Close()
+		srv.Close()
+	})
+	for _, attempts := range []int{1, 2} {
+		client, err := NewBedrockClient(context.Background(), BedrockOptions{
+			EndpointURL: srv.URL,
+			MaxAttempts: attempts,
+			Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIdle(t, client)
+		_, err = client.InvokeModel(context.Background(), &bedrockruntime.InvokeModelInput{
+			ModelId: aws.String(DefaultModelID),
+			Body:    []byte(`{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": [{"role": "user", "content": "[[stub-fault:unavailable]]"}]}`),
+		})
+		if err == nil {
+			t.Fatal("the unavailable fault did not fail the call")
+		}
+		if got := len(log.Take()); got != attempts {
+			t.Errorf("MaxAttempts %d: the stub got %d requests", attempts, got)
+		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,9 +45,9 @@ type BedrockOptions struct {
 	Region string
 	// EndpointURL is BEDROCK_ENDPOINT_URL. Empty means the real AWS endpoint.
 	EndpointURL string
-	// Timeout is BEDROCK_TIMEOUT, botocore's read_timeout: here the wait for
-	// response headers (and, in /chat/stream, the handler's wait between two
-	// events). Zero means 60s.
+	// Timeout is BEDROCK_TIMEOUT, botocore's read_timeout: the longest wait
+	// for the response headers and for each read of the response body
+	// (between two events of a stream). Zero means 60s.
 	Timeout time.Duration
 	// ConnectTimeout bounds connection setup. Zero means 5s (the legacy value).
 	ConnectTimeout time.Duration
@@ -84,7 +86,7 @@ func NewBedrockClient(ctx context.Context, o BedrockOptions) (*bedrockruntime.Cl
 	transport.DialContext = (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	transport.ResponseHeaderTimeout = o.Timeout
 	transport.MaxIdleConnsPerHost = 256
-	httpClient := bedrockhttp.Client(&http.Client{Transport: transport})
+	httpClient := bedrockhttp.Client(&http.Client{Transport: &readTimeout{next: transport, d: o.Timeout}})
 
 	optFns := []func(*bedrockruntime.Options){func(bo *bedrockruntime.Options) {
 		bo.HTTPClient = httpClient
@@ -107,6 +109,57 @@ func NewBedrockClient(ctx context.Context, o BedrockOptions) (*bedrockruntime.Cl
 	}
 	return bedrockruntime.NewFromConfig(cfg, optFns...), nil
 }
+
+// readTimeout gives every response body botocore's read_timeout: a Read
+// that waits longer than d fails (the body is closed under it). Time spent
+// between reads, such as while the caller writes to its own client, does not
+// count.
+type readTimeout struct {
+	next http.RoundTripper
+	d    time.Duration
+}
+
+var _ http.RoundTripper = (*readTimeout)(nil)
+
+func (t *readTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.Body == nil || resp.Body == http.NoBody {
+		return resp, err
+	}
+	resp.Body = &timedBody{rc: resp.Body, d: t.d}
+	return resp, nil
+}
+
+// CloseIdleConnections reaches the wrapped transport.
+func (t *readTimeout) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// errReadTimeout is a body read that waited longer than the read timeout.
+var errReadTimeout = errors.New("bedrock response read timed out")
+
+type timedBody struct {
+	rc       io.ReadCloser
+	d        time.Duration
+	timedOut atomic.Bool
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	timer := time.AfterFunc(b.d, func() {
+		b.timedOut.Store(true)
+		_ = b.rc.Close()
+	})
+	n, err := b.rc.Read(p)
+	timer.Stop()
+	if err != nil && b.timedOut.Load() {
+		err = fmt.Errorf("%w after %s: %w", errReadTimeout, b.d, err)
+	}
+	return n, err
+}
+
+func (b *timedBody) Close() error { return b.rc.Close() }
 
 // bedrockBody is the legacy bedrock_body: json.dumps with Python's default
 // separators and this key order.

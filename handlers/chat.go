@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"math/big"
 	"net/http"
@@ -175,8 +176,10 @@ func (a *App) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// If Redis fails here the reply is dropped (503), as in the legacy app: a
-	// 200 would promise a conversation the next turn cannot continue.
-	if err := a.saveTurns(ctx, conv.key, req.message, rep.text); err != nil {
+	// 200 would promise a conversation the next turn cannot continue. A
+	// client leaving now does not stop the write (the legacy worker would
+	// not notice it either).
+	if err := a.saveTurns(context.WithoutCancel(ctx), conv.key, req.message, rep.text); err != nil {
 		a.storeFailure(w, err)
 		return
 	}

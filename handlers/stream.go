@@ -120,8 +120,9 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// callCtx also ends when Bedrock is silent for BedrockTimeout (botocore's
-	// read_timeout between two reads of the stream).
+	// callCtx ends when the client goes away, and when Bedrock is silent for
+	// BedrockTimeout between two events (botocore's read_timeout; the client
+	// from NewBedrockClient enforces it too, this covers any Bedrock in Deps).
 	callCtx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	idle := time.AfterFunc(a.cfg.BedrockTimeout, cancel)
@@ -196,7 +197,9 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 		}
 		text.WriteString(s)
 	}
-	if err := a.saveTurns(r.Context(), conv.key, req.message, text.String()); err != nil {
+	// Once the answer is complete it is stored, as in the legacy app, even if
+	// the client leaves now.
+	if err := a.saveTurns(context.WithoutCancel(r.Context()), conv.key, req.message, text.String()); err != nil {
 		if !errors.Is(err, errStoreDown) {
 			a.log.Error("unhandled store error after stream", "err", err)
 			panic(http.ErrAbortHandler)

@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/cutover/cutover/compat"
@@ -279,4 +282,77 @@ func TestPanicIsA500Page(t *testing.T) {
 	}
 	// The server is still up.
 	wantStatusBody(t, h.do(t, http.MethodGet, "/health", nil, ""), 200, "{\"status\":\"ok\"}\n")
+}
+
+// TestBedrockReadTimeout: a Bedrock that sends its headers and then stalls
+// fails the call after the read timeout (botocore's read_timeout), for /chat
+// (502) and for /chat/stream (the error event after what was sent).
+func TestBedrockReadTimeout(t *testing.T) {
+	release := make(chan struct{})
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if strings.HasSuffix(r.URL.Path, "/invoke-with-response-stream") {
+			// A stream whose first event never comes.
+			w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+			w.Header().Set("X-Amzn-Bedrock-Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+		} else {
+			// A body cut short.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"content": [`))
+		}
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() {
+		close(release)
+		stall.Close()
+	})
+	client, err := NewBedrockClient(context.Background(), BedrockOptions{
+		EndpointURL: stall.URL,
+		Timeout:     300 * time.Millisecond,
+		MaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIdle(t, client)
+	rdb, err := NewRedisClient(sharedRedis.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	// A long handler-level stream timeout: the transport's read timeout must act alone.
+	app, err := New(Config{BedrockTimeout: time.Hour}, Deps{Bedrock: client, Store: rdb, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	h := &harness{app: app, srv: srv, rdb: rdb}
+
+	done := make(chan response, 2)
+	go func() { done <- h.postJSON(t, "/chat", `{"message": "hi", "conversation_id": "stall"}`) }()
+	go func() { done <- h.postJSON(t, "/chat/stream", `{"message": "hi", "conversation_id": "stall"}`) }()
+	for range 2 {
+		select {
+		case r := <-done:
+			switch r.status {
+			case 502:
+				wantStatusBody(t, r, 502, "{\"code\":\"bedrock_error\",\"error\":\"the model could not answer, please retry\"}\n")
+			case 200:
+				wantStatusBody(t, r, 200, "event: error\ndata: {\"error\": \"the model stream failed\", \"code\": \"bedrock_error\"}\n\n")
+			default:
+				t.Errorf("got %d %q", r.status, r.body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a stalled Bedrock response was waited on past the read timeout")
+		}
+	}
 }

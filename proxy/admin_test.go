@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,4 +185,33 @@ func readTestFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A reload that read the file before a share change was persisted must not
+// undo that change (e.g. a rollback) when it is applied after it.
+func TestStaleReloadDoesNotUndoShareChange(t *testing.T) {
+	legacy := newBackend(t, echoHandler("legacy"))
+	yaml := strings.Replace(baseConfig(legacy.URL), "    path: /models\n", "    path: /models\n    native_percent: 40\n", 1)
+	ts := startServer(t, yaml, newFakeNative("models"))
+	stale, err := config.Load(ts.File) // what a watcher read just before the change
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ts.Router.Rollback(Actor{Who: "test", Action: "rollback"})
+	if err != nil || !res.Persisted {
+		t.Fatalf("rollback: %+v %v", res, err)
+	}
+	if err := ts.Router.ApplyFile(stale); !errors.Is(err, config.ErrSuperseded) {
+		t.Errorf("stale apply: %v, want ErrSuperseded", err)
+	}
+	if got := ts.Router.Config().Route("models").Share; got != 0 {
+		t.Errorf("a stale reload undid the rollback: models at %d bp", got)
+	}
+	fresh, err := config.Load(ts.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Router.ApplyFile(fresh); err != nil {
+		t.Errorf("fresh apply: %v", err)
+	}
 }

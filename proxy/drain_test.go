@@ -32,7 +32,10 @@ func gatedStream(started chan<- struct{}, release <-chan struct{}) http.HandlerF
 func TestDrainOnShutdown(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	legacy := newBackend(t, gatedStream(started, release))
-	yaml := strings.Replace(baseConfig(legacy.URL), "drain_delay: 1ms", "drain_delay: 1500ms", 1)
+	yaml := strings.Replace(baseConfig(legacy.URL), "drain_delay: 1ms", "drain_delay: 2500ms", 1)
+	// A generous shutdown timeout: this test is about waiting for the stream
+	// (TestDrainTimeoutCutsStreams covers the cut), and a loaded machine is slow.
+	yaml = strings.Replace(yaml, "timeout: 5s", "timeout: 60s", 1)
 	ts := startServer(t, yaml, nil)
 	c := newClient(t)
 	health := ts.URL + "/_cutover/health"
@@ -73,8 +76,9 @@ func TestDrainOnShutdown(t *testing.T) {
 		return err != nil
 	})
 	select {
-	case <-ts.done:
-		t.Fatal("server stopped with a stream in flight")
+	case err := <-ts.done:
+		ts.done <- err
+		t.Fatalf("server stopped with a stream in flight (run: %v)", err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	close(release)

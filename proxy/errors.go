@@ -29,16 +29,28 @@ func StatusFor(r *http.Request, err error) int {
 		return StatusClientClosed
 	case "timeout":
 		return http.StatusGatewayTimeout
+	case "breaker_open":
+		return http.StatusServiceUnavailable
+	case "client_timeout":
+		return http.StatusRequestTimeout
 	}
 	return http.StatusBadGateway
 }
 
 // ErrorKind classifies a round-trip error for logs and metrics:
-// "client_gone", "timeout", "unreachable" (could not connect) or "bad_gateway"
+// "client_gone", "timeout", "breaker_open" (refused by a circuit breaker: 503),
+// "client_timeout" (the client sent its body too slowly: 408),
+// "unreachable" (could not connect) or "bad_gateway"
 // (anything else, e.g. the connection broke mid-response).
 func ErrorKind(r *http.Request, err error) string {
 	if r != nil && errors.Is(r.Context().Err(), context.Canceled) {
 		return "client_gone"
+	}
+	if errors.Is(err, ErrBreakerOpen) {
+		return "breaker_open"
+	}
+	if errors.Is(err, ErrClientTimeout) {
+		return "client_timeout"
 	}
 	if errors.Is(err, ErrBackendTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"

@@ -72,12 +72,12 @@ func NewLegacy(cfg config.Legacy, opts LegacyOptions) (http.Handler, error) {
 			rewrite(pr, target, rewriteHost)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if rec, ok := w.(*recorder); ok && rec.d != nil {
+			if rec, ok := asRecorder(w); ok && rec.d != nil {
 				rec.d.Err = err
 			}
 			status := StatusFor(r, err)
 			if status == StatusClientClosed {
-				if rec, ok := w.(*recorder); ok {
+				if rec, ok := asRecorder(w); ok {
 					rec.status = StatusClientClosed
 				}
 				return // nobody to answer
@@ -139,10 +139,23 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL, rewriteHost bool) {
 	if _, ok := in.Header["X-Forwarded-Port"]; !ok {
 		if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			if tcp, ok := la.(*net.TCPAddr); ok {
-				out.Header["X-Forwarded-Port"] = []string{strconv.Itoa(tcp.Port)}
+				out.Header["X-Forwarded-Port"] = portValue(tcp.Port)
 			}
 		}
 	}
+}
+
+// portValues caches X-Forwarded-Port values: a process listens on few ports,
+// and the shared slices are only read.
+var portValues sync.Map // int -> []string
+
+func portValue(port int) []string {
+	if v, ok := portValues.Load(port); ok {
+		return v.([]string)
+	}
+	v := []string{strconv.Itoa(port)}
+	portValues.Store(port, v)
+	return v
 }
 
 // writeErrorPage answers a failed round trip like Werkzeug would for the code.

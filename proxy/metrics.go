@@ -32,8 +32,8 @@ type Metrics struct {
 // routeMetrics are one route's bound collectors, looked up once per config
 // change instead of once per request.
 type routeMetrics struct {
-	requests  [2][7]prometheus.Counter // backend, codeClass
-	latency   [2]prometheus.Observer
+	requests  [2][7]prometheus.Counter                // backend, codeClass
+	latency   [2][7]prometheus.Observer               // backend, codeClass
 	decisions [2][len(reasonNames)]prometheus.Counter // backend, reason
 }
 
@@ -60,9 +60,9 @@ func NewMetrics() *Metrics {
 			Name: "cutover_backend_errors_total", Help: "Failed round trips by route, backend and reason (unreachable, timeout, client_gone, bad_gateway, aborted).",
 		}, []string{"route", "backend", "reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "cutover_request_duration_seconds", Help: "Time from request to end of response, by route and backend that served.",
+			Name: "cutover_request_duration_seconds", Help: "Time from request to end of response, by route, backend that served and status class.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"route", "backend"}),
+		}, []string{"route", "backend", "code"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_decisions_total", Help: "Routing decisions by route, backend chosen and reason (share, override, unmatched, no_handler, no_identity).",
 		}, []string{"route", "backend", "reason"}),
@@ -112,7 +112,9 @@ func (m *Metrics) route(name string) *routeMetrics {
 		for c, cl := range classLabels {
 			rm.requests[b][c] = m.requests.WithLabelValues(name, bl, cl)
 		}
-		rm.latency[b] = m.latency.WithLabelValues(name, bl)
+		for c, cl := range classLabels {
+			rm.latency[b][c] = m.latency.WithLabelValues(name, bl, cl)
+		}
 		for r, rl := range reasonNames {
 			rm.decisions[b][r] = m.decisions.WithLabelValues(name, bl, rl)
 		}

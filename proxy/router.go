@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -134,7 +136,7 @@ func Check(cfg *config.Config, nativeEndpoints []string) error {
 		native[e] = true
 	}
 	_, err := compile(cfg, native, nil)
-	return err
+	return errors.Join(err, CheckShadow(cfg))
 }
 
 // Apply swaps cfg in atomically; requests in flight finish under the
@@ -143,6 +145,20 @@ func Check(cfg *config.Config, nativeEndpoints []string) error {
 func (rt *Router) Apply(cfg *config.Config) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	return rt.applyLocked(cfg)
+}
+
+// ApplyFile is Apply for a config the watcher read from its file: if the
+// file changed since (a share change was persisted meanwhile), the stale
+// config is dropped with config.ErrSuperseded instead of undoing that change.
+func (rt *Router) ApplyFile(cfg *config.Config) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if cfg.File() != "" {
+		if now, err := os.ReadFile(cfg.File()); err == nil && !bytes.Equal(now, cfg.Raw()) {
+			return config.ErrSuperseded
+		}
+	}
 	return rt.applyLocked(cfg)
 }
 
@@ -336,8 +352,9 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		errKind = "client_gone"
 	}
 	if rm != nil {
-		rm.requests[d.Served][codeClass(status)].Inc()
-		rm.latency[d.Served].Observe(time.Since(start).Seconds())
+		class := codeClass(status)
+		rm.requests[d.Served][class].Inc()
+		rm.latency[d.Served][class].Observe(time.Since(start).Seconds())
 		rm.decisions[d.Backend][d.Reason].Inc()
 	}
 	if errKind != "" {

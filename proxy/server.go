@@ -23,6 +23,9 @@ type Options struct {
 	Native NativeApp
 	// Wrap decorates the dispatcher (breakers, fallback, shadowing). Nil means none.
 	Wrap func(Dispatcher) Dispatcher
+	// Shadow holds the shadowing parts built outside the proxy (the isolated
+	// native app). The zero value shadows without them.
+	Shadow ShadowOptions
 	// LegacyTransport replaces the transport to legacy (e.g. wrapped by a
 	// breaker). Nil means NewTransport(cfg.Legacy).
 	LegacyTransport http.RoundTripper
@@ -39,6 +42,8 @@ type Options struct {
 // hot reload. Build it with New, then Run it.
 type Server struct {
 	Router *Router
+	// Breakers are the circuit breakers and fallback around both backends.
+	Breakers *Breakers
 	Admin  *Admin
 
 	cfg      *config.Config // at start: listener and transport settings
@@ -51,6 +56,7 @@ type Server struct {
 	draining atomic.Bool
 	// transport is the legacy transport when New built it (nil when given).
 	transport *http.Transport
+	shadow    *shadowing
 }
 
 // New builds a Server for cfg (validated by config.Load): the legacy reverse
@@ -66,15 +72,26 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		transport = NewTransport(cfg.Legacy)
 		rtp = transport
 	}
-	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: rtp, Logger: log})
+	breakers := NewBreakers(log)
+	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: breakers.Transport(rtp), Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: opts.Native, Wrap: opts.Wrap, Logger: log})
+	sh, err := newShadowing(cfg, opts.Native, opts.Shadow, log)
 	if err != nil {
+		return nil, err
+	}
+	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: opts.Native, Wrap: breakers.Chain(sh.wrap(opts.Wrap)), Logger: log})
+	if err != nil {
+		sh.closeResources()
 		return nil, err
 	}
 	s := &Server{Router: rt, Admin: NewAdmin(rt), cfg: cfg, log: log, tln: opts.TrafficListener, aln: opts.AdminListener, transport: transport}
+	breakers.Attach(rt)
+	s.Admin.RouteStatus = func(route string) any { return breakers.Status(route) }
+	s.Breakers = breakers
+	s.shadow = sh
+	sh.mount(s.Admin.Echo())
 
 	s.traffic = echo.New()
 	s.traffic.HideBanner, s.traffic.HidePort = true, true
@@ -82,6 +99,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	front := func(c echo.Context) error {
 		r := c.Request()
 		w := c.Response().Writer // the raw writer: the proxy streams and flushes itself
+		if rejectAmbiguousFraming(w, r) {
+			return nil
+		}
+		limitBodyRead(w, r, rt.Config().Listen.BodyReadTimeout)
 		if r.URL.Path == healthPath {
 			s.health(w, r)
 			return nil
@@ -95,6 +116,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 
 	s.tsrv = &http.Server{
 		Handler:           s.traffic,
+		ConnContext:       framingConnContext,
 		ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Listen.ReadTimeout,
 		IdleTimeout:       cfg.Listen.IdleTimeout,
@@ -129,7 +151,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 // apply swaps a reloaded config in; settings read only at start are
 // reported as needing a restart.
 func (s *Server) apply(c *config.Config) error {
-	if err := s.Router.Apply(c); err != nil {
+	if err := s.Router.ApplyFile(c); err != nil {
 		return err
 	}
 	if c.Legacy != s.cfg.Legacy || c.Listen.Addr != s.cfg.Listen.Addr || c.Admin.Addr != s.cfg.Admin.Addr ||
@@ -193,6 +215,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
+	if err := s.shadow.start(s.Router.Metrics().Registry); err != nil {
+		return err
+	}
 	if s.watcher != nil {
 		if data, err := readFile(s.cfg.File()); err == nil {
 			s.watcher.Prime(data)
@@ -202,7 +227,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(context.Background())
 	stopWatch, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
-	g.Go(func() error { return serve(s.tsrv, s.tln) })
+	g.Go(func() error { return serve(s.tsrv, framingListener{s.tln}) })
 	g.Go(func() error { return serve(s.asrv, s.aln) })
 	if s.watcher != nil {
 		g.Go(func() error { return s.watcher.Run(stopWatch) })
@@ -240,6 +265,7 @@ func (s *Server) drain(delay time.Duration) error {
 		s.log.Warn("drain timeout: closing remaining connections", "error", err)
 		_ = s.tsrv.Close()
 	}
+	s.shadow.close(ctx) // no request is left to submit a shadow
 	actx, acancel := context.WithTimeout(context.Background(), time.Second)
 	defer acancel()
 	if aerr := s.asrv.Shutdown(actx); aerr != nil {

@@ -36,7 +36,7 @@ func TestParseHey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Requests != 40 || r.Non200 != 40 || r.P50MS != 1.8 || r.P90MS != 2.3 || r.RPS < 39 || r.RPS > 40 {
+	if r.Requests != 40 || r.Non200 != 40 || r.P50MS != 1.8 || r.P90MS != 2.3 || r.P95MS != 8 || r.RPS < 39 || r.RPS > 40 {
 		t.Errorf("parseHey = %+v", r)
 	}
 	refused := []byte("Summary:\n  Requests/sec:\t19.9\n\nLatency distribution:\n\nError distribution:\n  [20]\tGet \"http://127.0.0.1:1/\": dial tcp 127.0.0.1:1: connect: connection refused\n")

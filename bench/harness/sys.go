@@ -99,3 +99,16 @@ func EstablishedConns(port int) int {
 	}
 	return n
 }
+
+// LoadAvg returns the first three fields of /proc/loadavg ("" if unreadable).
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

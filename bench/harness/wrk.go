@@ -93,6 +93,7 @@ type HeyResult struct {
 	RPS      float64 `json:"rps"`
 	P50MS    float64 `json:"p50_ms"`
 	P90MS    float64 `json:"p90_ms"`
+	P95MS    float64 `json:"p95_ms"`
 	P99MS    float64 `json:"p99_ms"`
 	Errors   int64   `json:"errors"`
 	Non200   int64   `json:"non_200"`
@@ -134,6 +135,8 @@ func parseHey(out []byte) (HeyResult, error) {
 			r.P50MS = v * 1000
 		case "90":
 			r.P90MS = v * 1000
+		case "95":
+			r.P95MS = v * 1000
 		case "99":
 			r.P99MS = v * 1000
 		}

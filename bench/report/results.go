@@ -40,6 +40,10 @@ type Machine struct {
 	MemTotalKiB int64  `json:"mem_total_kib"`
 	Kernel      string `json:"kernel"`
 	OpenFiles   uint64 `json:"open_files_limit"`
+	// LoadStart and LoadEnd are /proc/loadavg at the start and the end of the run: a load well above
+	// the core count means other work shared the machine and the figures are noisier.
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
 }
 
 // Settings are the knobs the run used.
@@ -92,6 +96,8 @@ type PTSummary struct {
 	Conns        int     `json:"conns"`
 	Target       string  `json:"target"`
 	RPS          float64 `json:"rps"`
+	RPSMin       float64 `json:"rps_min"`
+	RPSMax       float64 `json:"rps_max"`
 	P50MS        float64 `json:"p50_ms"`
 	P99MS        float64 `json:"p99_ms"`
 	Errors       int64   `json:"errors"`
@@ -156,9 +162,11 @@ type MemPoint struct {
 // Shadow is the shadowing overhead on the primary.
 type Shadow struct {
 	// Status is "measured", or says why nothing was measured (never a made-up figure).
-	Status string        `json:"status"`
-	Route  string        `json:"route,omitempty"`
+	Status string `json:"status"`
+	Route  string `json:"route,omitempty"`
+	// Points are medians over rounds per setting; Runs every run.
 	Points []ShadowPoint `json:"points,omitempty"`
+	Runs   []ShadowPoint `json:"runs,omitempty"`
 	// AddedP50MS and AddedP99MS compare 100 % shadowing with 0 % on the same route.
 	AddedP50MS float64 `json:"added_p50_ms"`
 	AddedP99MS float64 `json:"added_p99_ms"`
@@ -166,7 +174,11 @@ type Shadow struct {
 
 // ShadowPoint is one shadow setting.
 type ShadowPoint struct {
+	// Summary is cutover's GET /admin/shadow/summary at the end of the point (compared, matched,
+	// skipped by reason, queue), kept raw.
+	Summary json.RawMessage          `json:"shadow_summary,omitempty"`
 	Name    string                   `json:"name"`
+	Round   int                      `json:"round"`
 	RatePct float64                  `json:"rate_pct"`
 	Load    load.Result              `json:"load"`
 	Procs   map[string]harness.Usage `json:"procs"`

@@ -58,7 +58,7 @@ func writeConfig(t *testing.T, legacyURL, traffic, admin string, extra string) s
 admin:
   addr: %s
 shutdown:
-  drain_delay: 400ms
+  drain_delay: 1500ms
   timeout: 5s
 legacy:
   url: %s
@@ -143,7 +143,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	select {
 	case n := <-code:
 		t.Fatalf("serve exited (%d) with a stream in flight", n)
-	case <-time.After(600 * time.Millisecond): // past the drain delay
+	case <-time.After(1800 * time.Millisecond): // past the drain delay
 	}
 	close(release)
 	rest := new(strings.Builder)

@@ -174,6 +174,10 @@ func SessionCookie(kind, id, secret string, clock float64) (string, error) {
 		return codec(secret, clock).Encode(compat.Object{})
 	case "int-id":
 		return codec(secret, clock).Encode(compat.Object{{Key: "conversation_id", Value: int64(7)}})
+	case "large-no-id":
+		// Big enough that Flask compresses it; saving it again after the app
+		// adds a conversation_id compares the zlib bytes too.
+		return codec(secret, clock).Encode(compat.Object{{Key: "notes", Value: strings.Repeat("caf\u00e9 <&> ", 40)}, {Key: "n", Value: 1.5}})
 	}
 	return "", fmt.Errorf("unknown cookie kind %q", kind)
 }

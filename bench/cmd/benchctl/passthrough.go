@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cutover/cutover/bench/harness"
@@ -168,7 +169,8 @@ func summarisePassthrough(pt *report.Passthrough) []report.PTSummary {
 			if len(rps) == 0 {
 				continue
 			}
-			byTarget[t] = report.PTSummary{Conns: conns, Target: t, RPS: median(rps), P50MS: median(p50), P99MS: median(p99),
+			byTarget[t] = report.PTSummary{Conns: conns, Target: t, RPS: median(rps), RPSMin: slices.Min(rps), RPSMax: slices.Max(rps),
+				P50MS: median(p50), P99MS: median(p99),
 				Errors: errs, ProxyCPU: median(cpu), ProxyPeakRSS: rss}
 		}
 		d, n := byTarget["direct"], byTarget["nginx"]

@@ -102,6 +102,7 @@ func runCmd(args []string) error {
 	m := &e.res.Machine
 	m.Cores, m.CPUModel, m.MemTotalKiB, m.Kernel, _ = harness.MachineInfo()
 	m.OpenFiles = nofile
+	m.LoadStart = harness.LoadAvg()
 	e.logf("machine: %d cores, %d MiB, open files %d; quick=%v; scratch %s", m.Cores, m.MemTotalKiB/1024, nofile, e.quick, e.tmp)
 
 	scenarios := []struct {
@@ -151,6 +152,7 @@ func runCmd(args []string) error {
 // finish writes results.json, RESULTS.md and the plots.
 func (e *env) finish() error {
 	e.res.Finished = time.Now().UTC()
+	e.res.Machine.LoadEnd = harness.LoadAvg()
 	e.res.Instances = report.ComputeInstances(e.res.Chat)
 	if err := report.Write(e.out, e.res); err != nil {
 		return err

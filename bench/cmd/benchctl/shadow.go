@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,54 +48,82 @@ func (e *env) shadow() error {
 		{"shadow 100% to live legacy", 100, st.legacyURL},
 		{"shadow 100% to dead legacy", 100, "http://" + harness.Addr(dead)},
 	}
-	var base report.ShadowPoint
 	active := true
-	for i, pt := range points {
-		routes := map[string]routeShare{}
-		for _, r := range chatRoutes {
-			routes[r.name] = routeShare{NativePct: 100}
-		}
-		routes[shadowRoute] = routeShare{NativePct: 100, ShadowPct: pt.pct}
-		cut, err := e.startCutover(cutoverOpts{Name: fmt.Sprintf("cutover-shadow-%d", i), LegacyURL: pt.legacy,
-			RedisURL: st.redisURL, StubURL: st.stubURL, Routes: routes})
-		if err != nil {
-			sh.Status = "cutover did not start with a shadow config: " + firstLine(err.Error())
-			return nil
-		}
-		if i == 0 {
-			// One conversation for every GET, created natively.
-			body := fmt.Sprintf(`{"message":"hello","conversation_id":%q}`, conv)
-			resp, err := http.Post(cut.URL+"/chat", "application/json", strings.NewReader(body))
-			if err != nil {
-				e.g.Stop(cut.Proc, 5*time.Second)
-				return fmt.Errorf("create conversation: %w", err)
+	created := false
+	rounds := pick(e, 3, 1)
+	for round := range rounds {
+		for j := range points {
+			i := (j + round) % len(points)
+			pt := points[i]
+			routes := map[string]routeShare{}
+			for _, r := range chatRoutes {
+				routes[r.name] = routeShare{NativePct: 100}
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			routes[shadowRoute] = routeShare{NativePct: 100, ShadowPct: pt.pct}
+			cut, err := e.startCutover(cutoverOpts{Name: fmt.Sprintf("cutover-shadow-%d-r%d", i, round), LegacyURL: pt.legacy,
+				RedisURL: st.redisURL, StubURL: st.stubURL, Routes: routes})
+			if err != nil {
+				sh.Status = "cutover did not start with a shadow config: " + firstLine(err.Error())
+				return nil
+			}
+			if !created {
+				// One conversation for every GET, created natively.
+				body := fmt.Sprintf(`{"message":"hello","conversation_id":%q}`, conv)
+				resp, err := http.Post(cut.URL+"/chat", "application/json", strings.NewReader(body))
+				if err != nil {
+					e.g.Stop(cut.Proc, 5*time.Second)
+					return fmt.Errorf("create conversation: %w", err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				created = true
+			}
+			s := harness.StartSampler(map[string]int{"cutover": cut.Pid(), "legacy": st.legacy.Pid()}, 250*time.Millisecond)
+			h, herr := harness.Hey(e.ctx, cut.URL+"/conversations/"+conv, 16, rate/16, dur)
+			usage := s.Stop()
+			moved := shadowMetricsMoved(cut.AdminURL)
+			summary := adminGet(cut.AdminURL + "/admin/shadow/summary")
+			e.g.Stop(cut.Proc, 10*time.Second)
+			p := report.ShadowPoint{Name: pt.name, Round: round, RatePct: pt.pct, Procs: usage, Summary: summary,
+				Load: load.Result{Users: 16, RPS: h.RPS, OK: h.Requests - h.Non200, Errors: h.Errors + h.Non200,
+					Get: load.Stats{Count: h.Requests, P50MS: h.P50MS, P95MS: h.P95MS, P99MS: h.P99MS}}}
+			if herr != nil {
+				p.Error = firstLine(herr.Error())
+			}
+			if pt.pct > 0 && !moved {
+				active = false
+				p.Error = "no shadow metric moved"
+			}
+			e.logf("%-28s round %d %5.0f rps p50 %.2f ms p99 %.2f ms errors %d, cutover peak RSS %d KiB",
+				pt.name, round, h.RPS, h.P50MS, h.P99MS, p.Load.Errors, usage["cutover"].PeakRSSKiB)
+			sh.Runs = append(sh.Runs, p)
 		}
-		s := harness.StartSampler(map[string]int{"cutover": cut.Pid(), "legacy": st.legacy.Pid()}, 250*time.Millisecond)
-		h, herr := harness.Hey(e.ctx, cut.URL+"/conversations/"+conv, 16, rate/16, dur)
-		usage := s.Stop()
-		moved := shadowMetricsMoved(cut.AdminURL)
-		e.g.Stop(cut.Proc, 10*time.Second)
-		p := report.ShadowPoint{Name: pt.name, RatePct: pt.pct, Procs: usage,
-			Load: load.Result{Users: 16, RPS: h.RPS, OK: h.Requests - h.Non200, Errors: h.Errors + h.Non200,
-				Get: load.Stats{Count: h.Requests, P50MS: h.P50MS, P95MS: h.P90MS, P99MS: h.P99MS}}}
-		if herr != nil {
-			p.Error = firstLine(herr.Error())
+	}
+	// Medians per setting; the last run's summary and the highest peak RSS are kept.
+	for _, pt := range points {
+		var rps, p50, p95, p99, cpu []float64
+		var m report.ShadowPoint
+		var peak int64
+		for _, r := range sh.Runs {
+			if r.Name != pt.name {
+				continue
+			}
+			rps, p50, p95, p99 = append(rps, r.Load.RPS), append(p50, r.Load.Get.P50MS), append(p95, r.Load.Get.P95MS), append(p99, r.Load.Get.P99MS)
+			cpu = append(cpu, r.Procs["cutover"].CPUCores)
+			peak = max(peak, r.Procs["cutover"].PeakRSSKiB)
+			m.Load.OK += r.Load.OK
+			m.Load.Errors += r.Load.Errors
+			m.Summary, m.Error = r.Summary, r.Error
 		}
-		if pt.pct > 0 && !moved {
-			active = false
-			p.Error = "no shadow metric moved"
-		}
-		e.logf("%-28s %5.0f rps p50 %.2f ms p99 %.2f ms errors %d, cutover peak RSS %d KiB", pt.name, h.RPS, h.P50MS, h.P99MS, p.Load.Errors, usage["cutover"].PeakRSSKiB)
-		if i == 0 {
-			base = p
-		} else if i == 1 {
-			sh.AddedP50MS = p.Load.Get.P50MS - base.Load.Get.P50MS
-			sh.AddedP99MS = p.Load.Get.P99MS - base.Load.Get.P99MS
-		}
-		sh.Points = append(sh.Points, p)
+		m.Name, m.RatePct = pt.name, pt.pct
+		m.Load.Users, m.Load.RPS = 16, median(rps)
+		m.Load.Get = load.Stats{Count: m.Load.OK + m.Load.Errors, P50MS: median(p50), P95MS: median(p95), P99MS: median(p99)}
+		m.Procs = map[string]harness.Usage{"cutover": {CPUCores: median(cpu), PeakRSSKiB: peak}}
+		sh.Points = append(sh.Points, m)
+	}
+	if len(sh.Points) >= 2 {
+		sh.AddedP50MS = sh.Points[1].Load.Get.P50MS - sh.Points[0].Load.Get.P50MS
+		sh.AddedP99MS = sh.Points[1].Load.Get.P99MS - sh.Points[0].Load.Get.P99MS
 	}
 	if active {
 		sh.Status = "measured"
@@ -129,4 +158,23 @@ func shadowMetricsMoved(adminURL string) bool {
 		}
 	}
 	return false
+}
+
+// adminGet fetches an admin JSON document with the bench token; nil when it is not valid JSON.
+func adminGet(url string) json.RawMessage {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK || !json.Valid(b) {
+		return nil
+	}
+	return b
 }

@@ -21,7 +21,9 @@ Each case is one HTTP request plus the state it starts from:
   headers may hold {cookie:KIND}, replaced by a cookie of that kind
   cookie      session cookie to send: "valid", "tampered", "expired",
               "foreign" (another key), "garbage", "empty-session",
-              "int-id" (conversation_id 7); signed at the suite's clock
+              "int-id" (conversation_id 7), "large-no-id" (a session big
+              enough to be zlib-compressed, without conversation_id);
+              signed at the suite's clock
   session_id  conversation_id inside a valid/tampered/expired cookie
   redis       commands run on a flushed Redis before the request
   redis_down  serve the case with a Redis that is not running
@@ -170,7 +172,7 @@ chat("chat/query-string", '{"message": "hi"}', path="/chat?debug=1")
 chat("chat/conversation-64", '{"message": "hi", "conversation_id": "' + "A" * 64 + '"}')
 
 # --- chat: sessions --------------------------------------------------------
-for kind in ["valid", "tampered", "expired", "foreign", "garbage", "empty-session", "int-id"]:
+for kind in ["valid", "tampered", "expired", "foreign", "garbage", "empty-session", "int-id", "large-no-id"]:
     chat(f"session/chat-{kind}", '{"message": "session ' + kind + '"}', cookie=kind, session_id="seeded", redis=SEEDED)
 chat("session/chat-valid-explicit-id", '{"message": "explicit", "conversation_id": "other"}', cookie="valid", session_id="seeded", redis=SEEDED)
 chat("session/stream-valid", '{"message": "stream with session"}', path="/chat/stream", cookie="valid", session_id="seeded", redis=SEEDED)
@@ -258,6 +260,8 @@ chat("body/deep-nesting", None, body_parts=[["[", 5000], ["]", 5000]])
 chat("body/huge-int", None, body_parts=[['{"message": "hi", "max_tokens": ', 1], ["9", 5000], ['}', 1]])
 chat("body/too-large", None, body_parts=[['{"message": "', 1], ["y", (1 << 20) + 10], ['"}', 1]])
 chat("body/limit-exact", None, body_parts=[['{"message": "hi", "pad": "', 1], ["z", (1 << 20) - 28], ['"}', 1]])
+chat("body/chunked-too-large", None, chunked=True, body_parts=[['{"message": "', 1], ["y", (1 << 20) + 10], ['"}', 1]])
+chat("body/chunked-limit-exact", None, chunked=True, body_parts=[['{"message": "hi", "pad": "', 1], ["z", (1 << 20) - 28], ['"}', 1]])
 chat("body/stream-no-content-type", '{"message": "hi"}', path="/chat/stream", headers=[])
 chat("body/stream-malformed", '{', path="/chat/stream")
 chat("body/stream-too-large", None, path="/chat/stream", body_parts=[['{"message": "', 1], ["y", (1 << 20) + 10], ['"}', 1]])

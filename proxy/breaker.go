@@ -1,0 +1,443 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/cutover/cutover/config"
+)
+
+// ErrBreakerOpen wraps round trips refused because a breaker is open (or
+// half-open with its probes already in flight).
+var ErrBreakerOpen = errors.New("circuit breaker open")
+
+// LegacyBreakerRoute is the route label of the breaker guarding legacy as a
+// whole, in metrics, logs and the admin API.
+const LegacyBreakerRoute = "_legacy"
+
+// Breakers are the circuit breakers of a proxy: for each route one around
+// its legacy round trip and one around its native handler, plus one around
+// legacy as a whole. They are gobreaker TwoStepCircuitBreakers configured
+// from the config in force (route.breaker and legacy_breaker) and created
+// lazily; a reload that changes a route's breaker settings replaces its
+// breakers (state starts closed), any other reload keeps them and their
+// state. State changes are logged and exported as metrics; GET
+// /admin/routes shows each route's breakers.
+//
+// What counts as a failure: transport errors and timeouts always; of
+// responses, the statuses in failure_statuses (zero means every 5xx; a 4xx
+// never). The legacy-wide breaker counts transport errors and timeouts only
+// unless legacy_breaker.failure_statuses lists statuses, so one route's
+// application errors (a Bedrock outage answered 502) do not take healthy
+// routes down. A request whose client went away counts neither way.
+//
+// Build with NewBreakers, decorate the legacy transport with Transport and
+// the dispatcher with Wrap, then Attach the Router before serving. Safe for
+// concurrent use; no goroutines or timers.
+type Breakers struct {
+	log *slog.Logger
+	rt  *Router // set by Attach
+
+	state       *prometheus.GaugeVec   // route, backend
+	transitions *prometheus.CounterVec // route, backend, from, to
+	fallbacks   *prometheus.CounterVec // route, reason
+	rejected    *prometheus.CounterVec // route: answered 503, no backend available
+
+	mu     sync.Mutex // serialises rebuilding the maps below
+	routes atomic.Pointer[map[string]*routeBreakers]
+	legacy atomic.Pointer[legacyEntry]
+}
+
+// routeBreakers are one route's breakers; nil ones are disabled.
+type routeBreakers struct {
+	cfg    *config.Route // the route config last seen (fast path of lookups)
+	legacy *breaker
+	native *breaker
+}
+
+type legacyEntry struct {
+	cfg *config.Config
+	b   *breaker
+}
+
+// NewBreakers builds an empty breaker set logging to log (nil means slog.Default()).
+func NewBreakers(log *slog.Logger) *Breakers {
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Breakers{
+		log: log,
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cutover_breaker_state", Help: "Circuit breaker state by route and backend (0 closed, 1 half-open, 2 open); route _legacy is legacy as a whole.",
+		}, []string{"route", "backend"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_breaker_transitions_total", Help: "Circuit breaker state changes by route, backend, from and to.",
+		}, []string{"route", "backend", "from", "to"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_fallbacks_total", Help: "Requests answered by another backend than the one decided, by route and reason (native_breaker_open, native_5xx, native_timeout, native_panic, legacy_breaker_open).",
+		}, []string{"route", "reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_breaker_rejected_total", Help: "Requests answered 503 with Retry-After because no backend was available, by route.",
+		}, []string{"route"}),
+	}
+	empty := map[string]*routeBreakers{}
+	b.routes.Store(&empty)
+	return b
+}
+
+// Attach connects the breakers to the router they serve: its config, its
+// metrics registry, its share changes (auto rollback). Call it once, before
+// serving.
+func (b *Breakers) Attach(rt *Router) {
+	b.rt = rt
+	rt.Metrics().Registry.MustRegister(b.state, b.transitions, b.fallbacks, b.rejected)
+}
+
+// forRoute returns the breakers of the route rc (nil for unmatched requests).
+func (b *Breakers) forRoute(rc *config.Route) *routeBreakers {
+	if rc == nil {
+		return nil
+	}
+	m := *b.routes.Load()
+	if e := m[rc.Name]; e != nil && e.cfg == rc {
+		return e
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m = *b.routes.Load()
+	e := m[rc.Name]
+	if e != nil && e.cfg == rc {
+		return e
+	}
+	next := &routeBreakers{cfg: rc}
+	if e != nil && sameSettings(e.cfg.Breaker, rc.Breaker) {
+		next.legacy, next.native = e.legacy, e.native
+	} else if !rc.Breaker.Disabled {
+		next.legacy = b.newBreaker(rc.Name, Legacy, rc.Breaker, false)
+		next.native = b.newBreaker(rc.Name, Native, rc.Breaker, false)
+	} else {
+		b.state.WithLabelValues(rc.Name, "legacy").Set(0)
+		b.state.WithLabelValues(rc.Name, "native").Set(0)
+	}
+	nm := make(map[string]*routeBreakers, len(m)+1)
+	for k, v := range m {
+		nm[k] = v
+	}
+	nm[rc.Name] = next
+	b.routes.Store(&nm)
+	return next
+}
+
+// global returns the breaker guarding legacy as a whole.
+func (b *Breakers) global() *breaker {
+	var cfg *config.Config
+	if b.rt != nil {
+		cfg = b.rt.Config()
+	}
+	if e := b.legacy.Load(); e != nil && e.cfg == cfg {
+		return e.b
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.legacy.Load()
+	if e != nil && e.cfg == cfg {
+		return e.b
+	}
+	var settings config.Breaker
+	if cfg != nil {
+		settings = cfg.LegacyBreaker
+	}
+	next := &legacyEntry{cfg: cfg}
+	if e != nil && sameSettings(e.b.settings, settings) {
+		next.b = e.b
+	} else {
+		next.b = b.newBreaker(LegacyBreakerRoute, Legacy, settings, true)
+	}
+	b.legacy.Store(next)
+	return next.b
+}
+
+// sameSettings reports whether two breaker configs build the same breaker
+// (auto_rollback and native_timeout are read per request, not built in).
+func sameSettings(x, y config.Breaker) bool {
+	fx, fy := x.FailureStatuses, y.FailureStatuses
+	x.FailureStatuses, y.FailureStatuses = nil, nil
+	x.AutoRollback, y.AutoRollback = false, false
+	x.NativeTimeout, y.NativeTimeout = 0, 0
+	return reflect.DeepEqual(x, y) && slices.Equal(fx, fy)
+}
+
+// breaker is one gobreaker breaker with its failure classification.
+type breaker struct {
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	settings config.Breaker
+	route    string
+	backend  Backend
+	// fail[s-500] says whether status s counts as a failure.
+	fail     [100]bool
+	openedAt atomic.Int64 // unix nanoseconds of the last trip
+	// tripped is set when the breaker opens and taken by the request that
+	// tripped it (auto rollback runs there, outside gobreaker's lock).
+	tripped atomic.Bool
+}
+
+func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, global bool) *breaker {
+	br := &breaker{settings: s, route: route, backend: backend}
+	switch {
+	case len(s.FailureStatuses) > 0:
+		for _, st := range s.FailureStatuses {
+			if st >= 500 && st < 600 {
+				br.fail[st-500] = true
+			}
+		}
+	case !global:
+		for i := range br.fail {
+			br.fail[i] = true
+		}
+	}
+	consecutive, ratio, minReq := s.ConsecutiveFailures, s.FailureRatio, s.MinRequests
+	if consecutive == 0 {
+		consecutive = 5
+	}
+	labels := prometheus.Labels{"route": route, "backend": backend.String()}
+	gauge := b.state.With(labels)
+	gauge.Set(0)
+	br.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        route + "/" + backend.String(),
+		MaxRequests: s.HalfOpenRequests,
+		Interval:    s.Interval,
+		Timeout:     s.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			if c.ConsecutiveFailures >= consecutive {
+				return true
+			}
+			return ratio > 0 && c.Requests >= minReq && float64(c.TotalFailures) >= ratio*float64(c.Requests)
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				br.openedAt.Store(time.Now().UnixNano())
+				br.tripped.Store(true)
+			}
+			gauge.Set(float64(stateValue(to)))
+			b.transitions.WithLabelValues(route, backend.String(), from.String(), to.String()).Inc()
+			level := slog.LevelInfo
+			if to == gobreaker.StateOpen {
+				level = slog.LevelWarn
+			}
+			b.log.Log(context.Background(), level, "breaker state changed", "route", route, "backend", backend.String(),
+				"from", from.String(), "to", to.String())
+		},
+	})
+	return br
+}
+
+func stateValue(s gobreaker.State) int {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+// Outcomes reported to gobreaker: nil is a success.
+var (
+	// errNotCounted: the client went away, or the attempt never ran.
+	errNotCounted = errors.New("not counted")
+	errTimeout    = errors.New("timeout")
+	errPanic      = errors.New("panic")
+)
+
+// statusError is a response whose status counts as a failure.
+type statusError int
+
+func (e statusError) Error() string { return fmt.Sprintf("status %d", int(e)) }
+
+// failed reports whether status counts as a failure of this breaker.
+func (br *breaker) failed(status int) bool {
+	return status >= 500 && status < 600 && br.fail[status-500]
+}
+
+// outcome classifies a finished round trip for this breaker.
+func (br *breaker) outcome(r *http.Request, status int, err error) error {
+	if r != nil && r.Context().Err() != nil && errors.Is(r.Context().Err(), context.Canceled) {
+		return errNotCounted
+	}
+	if err != nil {
+		return err
+	}
+	if br.failed(status) {
+		return statusError(status)
+	}
+	return nil
+}
+
+// allow asks the breaker to let a request through; nil breakers always do.
+func (br *breaker) allow() (func(error), error) {
+	if br == nil {
+		return func(error) {}, nil
+	}
+	done, err := br.cb.Allow()
+	if err != nil {
+		return nil, fmt.Errorf("%s breaker of route %q: %w (%w)", br.backend, br.route, ErrBreakerOpen, err)
+	}
+	return done, nil
+}
+
+// retryAfter is the time until the breaker lets probes through, at least 1s.
+func (br *breaker) retryAfter(now time.Time) time.Duration {
+	if br == nil || br.cb.State() != gobreaker.StateOpen {
+		return time.Second
+	}
+	left := time.Unix(0, br.openedAt.Load()).Add(br.settings.OpenTimeout).Sub(now)
+	return max(left, time.Second)
+}
+
+// open reports whether the breaker refuses requests right now.
+func (br *breaker) open() bool { return br != nil && br.cb.State() == gobreaker.StateOpen }
+
+// BreakerStatus is one breaker as the admin API shows it.
+type BreakerStatus struct {
+	State                string `json:"state"`
+	Requests             uint32 `json:"requests"`
+	TotalFailures        uint32 `json:"total_failures"`
+	ConsecutiveFailures  uint32 `json:"consecutive_failures"`
+	ConsecutiveSuccesses uint32 `json:"consecutive_successes"`
+	// OpenedAt is when it last tripped (zero if never).
+	OpenedAt time.Time `json:"opened_at,omitzero"`
+}
+
+func (br *breaker) status() *BreakerStatus {
+	if br == nil {
+		return nil
+	}
+	c := br.cb.Counts()
+	s := &BreakerStatus{State: br.cb.State().String(), Requests: c.Requests, TotalFailures: c.TotalFailures,
+		ConsecutiveFailures: c.ConsecutiveFailures, ConsecutiveSuccesses: c.ConsecutiveSuccesses}
+	if at := br.openedAt.Load(); at != 0 {
+		s.OpenedAt = time.Unix(0, at).UTC()
+	}
+	return s
+}
+
+// RouteBreakerStatus is the live breaker state of a route (Admin.RouteStatus).
+type RouteBreakerStatus struct {
+	// Legacy and Native are the route's breakers (nil when disabled or not
+	// yet used).
+	Legacy *BreakerStatus `json:"legacy,omitempty"`
+	Native *BreakerStatus `json:"native,omitempty"`
+	// LegacyWide is the breaker guarding legacy as a whole.
+	LegacyWide *BreakerStatus `json:"legacy_wide"`
+}
+
+// Status returns the breakers of the named route, for GET /admin/routes.
+func (b *Breakers) Status(route string) RouteBreakerStatus {
+	var s RouteBreakerStatus
+	if b.rt != nil {
+		if rc := b.rt.Config().Route(route); rc != nil {
+			if e := b.forRoute(rc); e != nil {
+				s.Legacy, s.Native = e.legacy.status(), e.native.status()
+			}
+		}
+	}
+	s.LegacyWide = b.global().status()
+	return s
+}
+
+// legacyTicket carries the breakers' permission for one legacy round trip
+// from the dispatcher (which decides whether legacy may be asked at all) to
+// the transport (which sees how the round trip went).
+type legacyTicket struct {
+	global, route         *breaker
+	doneGlobal, doneRoute func(error)
+	finished              atomic.Bool
+}
+
+type ticketKey struct{}
+
+// admitLegacy asks the legacy-wide breaker and the route's legacy breaker
+// (rb may be nil) to let a request through.
+func (b *Breakers) admitLegacy(rb *routeBreakers) (*legacyTicket, error) {
+	t := &legacyTicket{global: b.global()}
+	var err error
+	if t.doneGlobal, err = t.global.allow(); err != nil {
+		return nil, err
+	}
+	if rb != nil && rb.legacy != nil {
+		t.route = rb.legacy
+		if t.doneRoute, err = t.route.allow(); err != nil {
+			t.doneGlobal(errNotCounted)
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// legacyRetryAfter is how long until legacy may be asked again for rb.
+func (b *Breakers) legacyRetryAfter(rb *routeBreakers) time.Duration {
+	now := time.Now()
+	d := b.global().retryAfter(now)
+	if rb != nil {
+		d = max(d, rb.legacy.retryAfter(now))
+	}
+	return d
+}
+
+// finish reports the round trip's outcome to the breakers, once.
+func (t *legacyTicket) finish(r *http.Request, status int, err error) {
+	if t == nil || !t.finished.CompareAndSwap(false, true) {
+		return
+	}
+	t.doneGlobal(t.global.outcome(r, status, err))
+	if t.doneRoute != nil {
+		t.doneRoute(t.route.outcome(r, status, err))
+	}
+}
+
+// breakerTransport reports each legacy round trip to the breakers. Requests
+// that reach it without a ticket (not through the fallback dispatcher) are
+// guarded by the legacy-wide breaker here.
+type breakerTransport struct {
+	b    *Breakers
+	next http.RoundTripper
+}
+
+var _ http.RoundTripper = (*breakerTransport)(nil)
+
+// Transport decorates the legacy transport with the breakers.
+func (b *Breakers) Transport(next http.RoundTripper) http.RoundTripper {
+	return &breakerTransport{b: b, next: next}
+}
+
+func (bt *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t, _ := req.Context().Value(ticketKey{}).(*legacyTicket)
+	if t == nil {
+		var err error
+		if t, err = bt.b.admitLegacy(nil); err != nil {
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, err
+		}
+	}
+	resp, err := bt.next.RoundTrip(req)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	t.finish(req, status, err)
+	return resp, err
+}

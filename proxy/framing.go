@@ -1,0 +1,336 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Request smuggling defence.
+//
+// net/http normalises two ambiguous framings instead of rejecting them: a
+// request with both Transfer-Encoding: chunked and Content-Length is read as
+// chunked (Content-Length dropped), and repeated identical Content-Length
+// headers are folded into one. Forwarded, such a request is re-framed
+// unambiguously, but a front end that framed it differently (the classic
+// CL.TE / TE.CL desync) and gunicorn itself disagree: gunicorn rejects both
+// with its own 400 page. So the proxy rejects them too, before any backend
+// sees them, and closes the connection. Everything else (conflicting
+// Content-Length values, invalid Content-Length, unknown transfer codings,
+// invalid header bytes, oversized headers) net/http already rejects with
+// 400/501/431.
+//
+// The raw header block is gone by the time a handler runs, so the check
+// scans the connection's bytes as the server reads them: framingConn
+// follows HTTP/1.1 message framing (header block, then a Content-Length or
+// chunked body) and queues one verdict per request header block, in order;
+// the traffic handler takes the verdict of its request first thing.
+
+// framingListener wraps accepted connections in framingConns.
+type framingListener struct{ net.Listener }
+
+func (l framingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framingConn{Conn: c, firstLine: true}, nil
+}
+
+type framingConnKey struct{}
+
+// framingConnContext is the traffic server's ConnContext: it makes the
+// connection's framingConn reachable from its requests.
+func framingConnContext(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framingConn); ok {
+		return context.WithValue(ctx, framingConnKey{}, fc)
+	}
+	return ctx
+}
+
+// Scanner states.
+const (
+	scanHead       = iota // in a request header block
+	scanBody              // in a Content-Length body
+	scanChunkSize         // in a chunk-size line
+	scanChunkData         // in chunk data
+	scanChunkCRLF         // after chunk data
+	scanTrailer           // in the trailer section
+	scanStopped           // framing no longer followed (a rejected or unparsable request: the connection ends)
+	maxScannedHead = 1<<20 + 4096
+	maxScannedLine = 4096
+)
+
+// framingConn scans what the server reads from the client.
+type framingConn struct {
+	net.Conn
+
+	mu       sync.Mutex
+	verdicts []bool // per header block, in order: true = ambiguous framing
+	// poisoned: an ambiguous framing was seen, so the scan stopped and no
+	// later request on the connection can be trusted.
+	poisoned bool
+	// asterisk: the request is "OPTIONS *", which net/http answers itself
+	// without calling the handler, so it gets no verdict.
+	asterisk bool
+
+	state     int
+	line      []byte // current line (head, chunk size, trailer), bounded
+	headBytes int
+	firstLine bool
+	cl        int   // Content-Length fields seen in this head
+	clValue   int64 // the last one's value (-1 when invalid)
+	te        bool  // Transfer-Encoding seen
+	remaining int64 // body or chunk bytes left
+}
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.scan(p[:n])
+	}
+	return n, err
+}
+
+// takeVerdict pops the verdict of the oldest unhandled request: true when
+// its framing was ambiguous.
+func (c *framingConn) takeVerdict() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.verdicts) == 0 {
+		return c.poisoned
+	}
+	v := c.verdicts[0]
+	c.verdicts = c.verdicts[1:]
+	return v
+}
+
+func (c *framingConn) scan(b []byte) {
+	for len(b) > 0 {
+		switch c.state {
+		case scanStopped:
+			return
+		case scanBody, scanChunkData:
+			k := int64(len(b))
+			if k > c.remaining {
+				k = c.remaining
+			}
+			c.remaining -= k
+			b = b[k:]
+			if c.remaining == 0 {
+				if c.state == scanBody {
+					c.startHead()
+				} else {
+					c.state = scanChunkCRLF
+					c.line = c.line[:0]
+				}
+			}
+		default:
+			i := bytes.IndexByte(b, '\n')
+			chunk := b
+			if i >= 0 {
+				chunk = b[:i]
+			}
+			if c.state == scanHead {
+				c.headBytes += len(chunk) + 1
+				if c.headBytes > maxScannedHead {
+					c.state = scanStopped // net/http answers 431 and closes
+					return
+				}
+			}
+			if len(c.line)+len(chunk) <= maxScannedLine {
+				c.line = append(c.line, chunk...)
+			} else if c.state != scanHead {
+				c.state = scanStopped
+				return
+			}
+			if i < 0 {
+				return
+			}
+			b = b[i+1:]
+			line := bytes.TrimSuffix(c.line, []byte{'\r'})
+			c.endLine(line)
+			c.line = c.line[:0]
+		}
+	}
+}
+
+func (c *framingConn) startHead() {
+	c.state = scanHead
+	c.firstLine, c.cl, c.clValue, c.te, c.headBytes, c.asterisk = true, 0, 0, false, 0, false
+	c.line = c.line[:0]
+}
+
+// endLine handles one complete line (without its line ending).
+func (c *framingConn) endLine(line []byte) {
+	switch c.state {
+	case scanHead:
+		if c.firstLine {
+			if len(line) == 0 {
+				return // net/http skips empty lines before a request line
+			}
+			c.firstLine = false
+			c.asterisk = bytes.HasPrefix(line, []byte("OPTIONS * "))
+			return
+		}
+		if len(line) > 0 {
+			c.headerLine(line)
+			return
+		}
+		c.endHead()
+	case scanChunkSize:
+		size, ok := parseChunkSize(line)
+		switch {
+		case !ok:
+			c.state = scanStopped // net/http rejects the body
+		case size == 0:
+			c.state = scanTrailer
+		default:
+			c.state, c.remaining = scanChunkData, size
+		}
+	case scanChunkCRLF:
+		if len(line) != 0 {
+			c.state = scanStopped
+			return
+		}
+		c.state = scanChunkSize
+	case scanTrailer:
+		if len(line) == 0 {
+			c.startHead()
+		}
+	}
+}
+
+func (c *framingConn) headerLine(line []byte) {
+	name, value, ok := bytes.Cut(line, []byte{':'})
+	if !ok {
+		return // net/http rejects it
+	}
+	switch {
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		c.cl++
+		v, err := strconv.ParseInt(string(bytes.TrimSpace(value)), 10, 64)
+		if err != nil || v < 0 {
+			v = -1
+		}
+		c.clValue = v
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		c.te = true
+	}
+}
+
+func (c *framingConn) endHead() {
+	bad := c.cl > 1 || (c.cl > 0 && c.te)
+	c.mu.Lock()
+	switch {
+	case bad && c.asterisk:
+		c.poisoned = true
+	case c.asterisk:
+	case len(c.verdicts) < 64:
+		c.verdicts = append(c.verdicts, bad)
+	default: // a client pipelining that far ahead is not served faithfully
+		c.poisoned = true
+	}
+	if bad {
+		c.poisoned = true
+	}
+	c.mu.Unlock()
+	switch {
+	case bad:
+		c.state = scanStopped // the request is rejected and the connection closed
+	case c.te:
+		c.state = scanChunkSize // anything but exactly "chunked" is rejected by net/http
+		c.line = c.line[:0]
+	case c.cl == 1 && c.clValue > 0:
+		c.state, c.remaining = scanBody, c.clValue
+	case c.cl == 1 && c.clValue < 0:
+		c.state = scanStopped // invalid Content-Length: net/http answers 400
+	default:
+		c.startHead()
+	}
+}
+
+func parseChunkSize(line []byte) (int64, bool) {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimRight(line, " \t")
+	if len(line) == 0 || len(line) > 16 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(line), 16, 63)
+	if err != nil {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+// gunicornBadFraming is gunicorn's answer to an ambiguous Content-Length
+// (InvalidHeader("CONTENT-LENGTH")), byte for byte.
+var gunicornBadFraming = []byte("<html>\n  <head>\n    <title>Bad Request</title>\n  </head>\n  <body>\n    <h1><p>Bad Request</p></h1>\n    Invalid HTTP Header: &#x27;CONTENT-LENGTH&#x27;\n  </body>\n</html>\n")
+
+// rejectAmbiguousFraming answers gunicorn's 400 and closes the connection
+// when r's framing was ambiguous (see framingConn). It reports whether it did.
+func rejectAmbiguousFraming(w http.ResponseWriter, r *http.Request) bool {
+	fc, ok := r.Context().Value(framingConnKey{}).(*framingConn)
+	if !ok || !fc.takeVerdict() {
+		return false
+	}
+	h := w.Header()
+	h["Date"] = nil // gunicorn sends none with this page
+	h.Set("Connection", "close")
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", strconv.Itoa(len(gunicornBadFraming)))
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write(gunicornBadFraming)
+	return true
+}
+
+// ErrClientTimeout wraps request body reads that ran past
+// listen.body_read_timeout: the client, not a backend, was too slow (408).
+var ErrClientTimeout = errors.New("client too slow sending the request body")
+
+// limitBodyRead bounds the time the client may take to send r's body: the
+// connection's read deadline is set to now+timeout and cleared once the body
+// has been read to its end, so a long streamed response is never cut (which
+// http.Server.ReadTimeout would do: its deadline also stops the
+// connection's background read, cancelling the request context). Reads past
+// the deadline fail with ErrClientTimeout.
+func limitBodyRead(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(timeout)) != nil {
+		return
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		var ne net.Error
+		switch {
+		case err == io.EOF:
+			_ = b.rc.SetReadDeadline(time.Time{})
+		case errors.As(err, &ne) && ne.Timeout():
+			err = fmt.Errorf("%w: %w", ErrClientTimeout, err)
+		}
+	}
+	return n, err
+}

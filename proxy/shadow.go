@@ -1,0 +1,590 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/shadow"
+)
+
+// ShadowOptions are the parts of shadowing built outside the proxy.
+type ShadowOptions struct {
+	// IsolatedNative is a second native app whose Store is the isolated Redis
+	// (shadow.isolated_redis_url). Unsafe requests of shadow-safe routes
+	// served by legacy are shadowed to it, in dry-run, after the state they
+	// read was copied there. Nil means such requests are not shadowed
+	// (counted as no_target).
+	IsolatedNative http.Handler
+	// Now is the clock of diff record times. Nil means time.Now.
+	Now func() time.Time
+}
+
+// shadowing is the Dispatcher decorator that mirrors a route's requests to
+// the other backend: legacy-served requests to native and native-served ones
+// to legacy. It is the outermost decorator, so it sees (and tees) exactly
+// what the client gets, after breakers and fallback.
+//
+// Safe methods go to the production side (they only read). Unsafe methods
+// are shadowed only on shadow-safe routes, and then only to a side that
+// writes nowhere real: the isolated legacy app, or the isolated native app in
+// dry-run, after the conversation the request reads has been snapshotted
+// from production (before the primary runs) and staged into the isolated
+// Redis (right before the shadow call).
+type shadowing struct {
+	next Dispatcher
+	log  *slog.Logger
+	opts shadow.Options
+
+	native, legacy         shadow.Target // production sides (safe methods)
+	isoNative, isoLegacy   shadow.Target // isolated sides (unsafe methods of shadow-safe routes)
+	nativeEndpoints        map[string]bool
+	copierSrc, copierDst   redis.Cmdable
+	historyItems           int64
+	idOpts                 identityOpts
+	maxBody                int64
+	maxCapture             int
+	transports             []*http.Transport
+	closers                []func() error
+	mirror                 atomic.Pointer[shadow.Mirror]
+	sources                sync.Map // *config.Route -> []source
+	startOnce, closeOnce   sync.Once
+	startErr               error
+	registerer             prometheus.Registerer
+	cfgMaxInFlight, cfgRPM int
+}
+
+// newShadowing builds everything shadowing needs once, at start: the
+// comparator (every bad rule reported, naming its route), the diff store,
+// the transports to the production and isolated legacy apps and the Redis
+// clients of the state copier. The Mirror (its workers) starts with start.
+func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log *slog.Logger) (*shadowing, error) {
+	sc := cfg.Shadow
+	s := &shadowing{log: log, nativeEndpoints: map[string]bool{}, maxBody: sc.MaxBodyBytes, maxCapture: int(sc.MaxCaptureBytes),
+		idOpts:         identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes},
+		historyItems:   int64(max(2*cfg.Native.HistoryTurns, 0)) + 2,
+		cfgMaxInFlight: sc.MaxInFlight, cfgRPM: sc.ModelCallsPerMinute}
+	cmp, err := newComparator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+	store, err := s.newStore(sc.Store)
+	if err != nil {
+		return nil, err
+	}
+	s.opts = shadow.Options{
+		Workers: sc.Workers, QueueSize: sc.QueueSize, Timeout: sc.Timeout, MaxBodyBytes: sc.MaxBodyBytes,
+		MaxResponseBytes: s.maxCapture, Comparator: cmp, Store: store, RecordMatches: sc.RecordMatches,
+		Redaction: shadow.Redaction{Headers: sc.Redact}, Logger: log, Now: opts.Now,
+	}
+	if routesLearnNoise(cfg) {
+		s.opts.Noise = shadow.NewNoise(shadow.NoiseConfig{MinSamples: sc.Noise.MinSamples, Relative: sc.Noise.Relative, Absolute: sc.Noise.Absolute})
+	}
+
+	if native != nil {
+		for _, e := range native.Endpoints() {
+			s.nativeEndpoints[e] = true
+		}
+		s.native = shadow.HandlerTarget{Handler: native, Limit: s.maxCapture, Context: handlers.WithDryRun}
+	}
+	if s.legacy, err = s.legacyTarget(cfg.Legacy.URL, cfg.Legacy); err != nil {
+		return nil, err
+	}
+	if sc.IsolatedLegacyURL != "" {
+		if s.isoLegacy, err = s.legacyTarget(sc.IsolatedLegacyURL, cfg.Legacy); err != nil {
+			return nil, err
+		}
+	}
+	if sc.IsolatedRedisURL != "" {
+		src, err := handlers.NewRedisClient(cfg.Native.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("shadow: production redis: %w", err)
+		}
+		s.closers = append(s.closers, src.Close)
+		dst, err := handlers.NewRedisClient(sc.IsolatedRedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("shadow: isolated_redis_url: %w", err)
+		}
+		s.closers = append(s.closers, dst.Close)
+		s.copierSrc, s.copierDst = src, dst
+		if opts.IsolatedNative != nil {
+			s.isoNative = shadow.HandlerTarget{Handler: opts.IsolatedNative, Limit: s.maxCapture, Context: handlers.WithDryRun}
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+// newComparator compiles every route's comparison rules.
+func newComparator(cfg *config.Config) (*shadow.Comparator, error) {
+	routes := make(map[string]shadow.Rules, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		sh := r.Shadow
+		rules := shadow.Rules{Headers: sh.Headers, JSON: sh.Compare == "json", Ignore: sh.Ignore}
+		for _, n := range sh.Normalize {
+			rules.Normalize = append(rules.Normalize, shadow.Normalize{Path: n.Path, Pattern: n.Regex, Replace: n.Replace})
+		}
+		routes[r.Name] = rules
+	}
+	cmp, err := shadow.NewComparator(shadow.ComparatorConfig{Routes: routes})
+	if err != nil {
+		return nil, fmt.Errorf("shadow: %w", err)
+	}
+	return cmp, nil
+}
+
+// CheckShadow reports every shadow comparison rule of cfg that does not
+// compile (JSONPaths, regexes), each naming its route.
+func CheckShadow(cfg *config.Config) error {
+	_, err := newComparator(cfg)
+	return err
+}
+
+func routesLearnNoise(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Shadow.NoiseRate > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// newStore opens the diff store: the in-memory ring, plus the JSONL file when
+// configured, plus a capped Redis stream when configured (then the stream,
+// shared by the fleet, answers queries).
+func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, error) {
+	var local shadow.Store = shadow.NewRing(c.RingSize)
+	if c.JSONLPath != "" {
+		fs, err := shadow.OpenFileStore(c.JSONLPath, c.RingSize, c.JSONLMaxBytes)
+		if err != nil {
+			return nil, fmt.Errorf("shadow: store: jsonl_path: %w", err)
+		}
+		s.closers = append(s.closers, fs.Close)
+		local = fs
+	}
+	if c.RedisURL == "" {
+		return local, nil
+	}
+	rc, err := handlers.NewRedisClient(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("shadow: store: redis_url: %w", err)
+	}
+	s.closers = append(s.closers, rc.Close)
+	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen}, Also: []shadow.Store{local}}, nil
+}
+
+// legacyTarget is a Target sending shadow requests to a legacy app at base
+// over a transport of its own (shadow traffic never takes the primary's
+// connections).
+func (s *shadowing) legacyTarget(base string, lc config.Legacy) (shadow.Target, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("shadow: legacy url %q: %w", base, err)
+	}
+	t := NewTransport(lc)
+	s.transports = append(s.transports, t)
+	return &legacySide{base: u, transport: t, rewriteHost: lc.RewriteHost}, nil
+}
+
+// legacySide is a legacy app as a shadow Target.
+type legacySide struct {
+	base        *url.URL
+	transport   http.RoundTripper
+	rewriteHost bool
+}
+
+var _ shadow.Target = (*legacySide)(nil)
+
+// RoundTrip fills in the legacy app's scheme and host and sends r.
+func (l *legacySide) RoundTrip(r *http.Request) (*http.Response, error) {
+	r.URL.Scheme, r.URL.Host = l.base.Scheme, l.base.Host
+	if l.rewriteHost {
+		r.Host = ""
+	}
+	return l.transport.RoundTrip(r)
+}
+
+// wrap returns the Router's Wrap option: inner decorators (breakers,
+// fallback) first, shadowing outermost.
+func (s *shadowing) wrap(inner func(Dispatcher) Dispatcher) func(Dispatcher) Dispatcher {
+	return func(base Dispatcher) Dispatcher {
+		if inner != nil {
+			base = inner(base)
+		}
+		s.next = base
+		return s
+	}
+}
+
+// start starts the Mirror's workers and registers its metrics on reg.
+// Requests dispatched before start are served without shadowing.
+func (s *shadowing) start(reg prometheus.Registerer) error {
+	s.startOnce.Do(func() {
+		o := s.opts
+		o.Registerer = reg
+		o.Guard = shadow.NewGuard(shadow.GuardConfig{MaxInFlight: s.cfgMaxInFlight, ModelCallsPerMinute: s.cfgRPM})
+		m, err := shadow.NewMirror(o)
+		if err != nil {
+			s.startErr = err
+			return
+		}
+		s.mirror.Store(m)
+	})
+	return s.startErr
+}
+
+// close stops the Mirror (queued shadows finish until ctx ends, then are
+// cancelled) and releases transports, clients and the store file.
+func (s *shadowing) close(ctx context.Context) {
+	s.closeOnce.Do(func() {
+		if m := s.mirror.Load(); m != nil {
+			if err := m.Close(ctx); err != nil {
+				s.log.Warn("shadow: queued shadows cut at shutdown", "error", err)
+			}
+		}
+		s.closeResources()
+	})
+}
+
+func (s *shadowing) closeResources() {
+	for _, t := range s.transports {
+		t.CloseIdleConnections()
+	}
+	for _, c := range s.closers {
+		_ = c()
+	}
+}
+
+// Mirror returns the running shadow mirror, or nil before Run.
+func (s *Server) Mirror() *shadow.Mirror {
+	if s.shadow == nil {
+		return nil
+	}
+	return s.shadow.mirror.Load()
+}
+
+// mount adds GET /admin/diffs, /admin/diffs/{id} and /admin/shadow/summary
+// (the Mirror's admin API) to the admin Echo.
+func (s *shadowing) mount(e *echo.Echo) {
+	h := echo.WrapHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := s.mirror.Load()
+		if m == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"shadowing is not running"}` + "\n"))
+			return
+		}
+		m.Admin().ServeHTTP(w, r)
+	}))
+	e.GET("/admin/diffs", h)
+	e.GET("/admin/diffs/:id", h)
+	e.GET("/admin/shadow/summary", h)
+}
+
+var _ Dispatcher = (*shadowing)(nil)
+
+// Dispatch serves r with the next Dispatcher and, when the route shadows
+// this request, submits a comparison job. Nothing here blocks on the shadow
+// side: the added work is an identity hash, a bounded body copy, for
+// shadow-safe writes one Redis read, the tee copy and a non-blocking send.
+func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) {
+	m := s.mirror.Load()
+	rc := d.Config
+	if m == nil || rc == nil || rc.Shadow.Rate <= 0 {
+		s.next.Dispatch(w, r, d)
+		return
+	}
+	sh := &rc.Shadow
+	route := d.Route
+	safe := readOnlyMethod(r.Method)
+	if reason := methodSkip(r.Method, safe, sh); reason != "" {
+		m.Skip(route, reason)
+		s.next.Dispatch(w, r, d)
+		return
+	}
+	primary := d.Backend
+	target, replay := s.targets(primary, safe, route)
+	if target == nil {
+		m.Skip(route, shadow.SkipNoTarget)
+		s.next.Dispatch(w, r, d)
+		return
+	}
+
+	key, _ := identity(r, &d.Match, s.routeSources(rc), &s.idOpts)
+	body, err := shadow.BufferBody(r, s.maxBody)
+	if err != nil {
+		reason := shadow.SkipBodyTooLarge
+		if !errors.Is(err, shadow.ErrBodyTooLarge) {
+			reason = shadow.SkipClientGone
+		}
+		m.Skip(route, reason)
+		s.next.Dispatch(w, r, d)
+		return
+	}
+	if key == "" {
+		// No identity: sample by the request itself, still deterministically.
+		key = r.Method + " " + r.RequestURI + " " + strconv.FormatUint(xxhash.Sum64(body), 16)
+	}
+	if !shadow.Sample(rc.Salt, key, sh.Rate) {
+		m.Skip(route, shadow.SkipNotSampled)
+		s.next.Dispatch(w, r, d)
+		return
+	}
+	req := shadow.NewRequest(r, body) // before the primary can touch r
+	chunked := r.ContentLength < 0 && len(body) > 0
+	var snap shadow.Snapshot
+	if !safe {
+		// The state the shadow reads, as it is before the primary writes.
+		snap, err = s.copier(d).Snapshot(r.Context(), r, body)
+		if err != nil {
+			s.log.Warn("shadow snapshot failed", "route", route, "error", err)
+			m.Skip(route, shadow.SkipSnapshot)
+			s.next.Dispatch(w, r, d)
+			return
+		}
+	}
+
+	tee := shadow.NewTee(w, s.maxCapture)
+	s.next.Dispatch(tee, r, d)
+	switch {
+	case r.Context().Err() != nil:
+		m.Skip(route, shadow.SkipClientGone)
+		return
+	case d.Err != nil || d.Served != primary:
+		// The primary failed, or a fallback made the shadow's side answer:
+		// there is nothing meaningful to compare.
+		m.Skip(route, shadow.SkipPrimaryError)
+		return
+	}
+	if !safe && snap == nil {
+		target, replay = s.dropNewConversation(target), s.dropNewConversation(replay)
+	}
+	if chunked {
+		target, replay = keepChunked(target), keepChunked(replay)
+	}
+	j := shadow.Job{Route: route, Request: req, Primary: tee.Captured(), PrimarySide: primary.String(), Target: target,
+		Snapshot: snap, ModelCall: modelCall(sh, r.Method), Context: r.Context()}
+	if replay != nil && shadow.Sample(rc.Salt+"\x00noise", key, sh.NoiseRate) {
+		j.Replay = replay
+	}
+	m.Submit(j)
+}
+
+// keepChunked sends the shadow request with a chunked body, as the client
+// sent it: the backends answer a chunked body and a sized one differently
+// at the size limits (400 vs 413).
+func keepChunked(t shadow.Target) shadow.Target {
+	if t == nil {
+		return nil
+	}
+	return shadow.TargetFunc(func(r *http.Request) (*http.Response, error) {
+		r.ContentLength = -1
+		r.TransferEncoding = []string{"chunked"}
+		return t.RoundTrip(r)
+	})
+}
+
+// dropNewConversation wraps an isolated legacy target for a write that had
+// nothing to snapshot (it starts a new conversation): the isolated app saves
+// that conversation under an id of its own, which no release would delete,
+// so it is deleted from the isolated Redis once the answer is read. Other
+// targets (the dry-run native app writes nothing) are returned as they are.
+func (s *shadowing) dropNewConversation(t shadow.Target) shadow.Target {
+	if l, ok := t.(*legacySide); !ok || t != s.isoLegacy || l == nil {
+		return t
+	}
+	limit := int64(s.maxCapture) + 1 // the mirror reads as much, to see truncation
+	return shadow.TargetFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := t.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read shadow body: %w", err)
+		}
+		if id := answeredConversation(resp.Header, body); id != "" {
+			if err := s.copierDst.Del(r.Context(), "conversation:"+id).Err(); err != nil {
+				s.log.Warn("shadow: delete new conversation from the isolated redis", "id", id, "error", err)
+			}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
+	})
+}
+
+// answeredConversation is the conversation_id of a chat answer: the JSON
+// body's, or the data of a stream's done event.
+func answeredConversation(h http.Header, body []byte) string {
+	data := body
+	if shadow.IsEventStream(h) {
+		data = nil
+		for _, ev := range shadow.ParseEvents(body) {
+			if ev.Name == "done" {
+				data = []byte(ev.Data)
+			}
+		}
+	}
+	var v struct {
+		ID any `json:"conversation_id"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	id, _ := v.ID.(string)
+	if !conversationIDRE.MatchString(id) {
+		return ""
+	}
+	return id
+}
+
+var conversationIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// targets picks the shadow side (the other backend) and the noise replay side
+// (the primary's backend again, side-effect free) for a request.
+func (s *shadowing) targets(primary Backend, safe bool, route string) (target, replay shadow.Target) {
+	native, legacy := s.native, s.legacy
+	if !safe {
+		native, legacy = s.isoNative, s.isoLegacy
+		if s.copierSrc == nil {
+			return nil, nil
+		}
+	}
+	if !s.nativeEndpoints[route] {
+		native = nil
+	}
+	if primary == Legacy {
+		return nilTarget(native), nilTarget(legacy)
+	}
+	return nilTarget(legacy), nilTarget(native)
+}
+
+// nilTarget turns a nil HandlerTarget-in-interface into a true nil.
+func nilTarget(t shadow.Target) shadow.Target {
+	if h, ok := t.(shadow.HandlerTarget); ok && h.Handler == nil {
+		return nil
+	}
+	return t
+}
+
+// copier snapshots the conversation a write request reads: the matched
+// route's conversation_id URL parameter, else the JSON body's, else the
+// Flask session cookie's.
+func (s *shadowing) copier(d *Decision) *shadow.RedisCopier {
+	c := &shadow.RedisCopier{Source: s.copierSrc, Dest: s.copierDst, MaxItems: s.historyItems}
+	if id, ok := d.Match.Params["conversation_id"].(string); ok && id != "" {
+		c.ConversationID = func(*http.Request, []byte) string { return id }
+	} else {
+		cookie := s.idOpts.sessionCookie
+		c.ConversationID = func(r *http.Request, body []byte) string {
+			return shadow.DefaultConversationID(r, body, cookie, nil)
+		}
+	}
+	return c
+}
+
+func (s *shadowing) routeSources(rc *config.Route) []source {
+	if v, ok := s.sources.Load(rc); ok {
+		return v.([]source)
+	}
+	src := compileSources(rc.Sources)
+	s.sources.Store(rc, src)
+	return src
+}
+
+// methodSkip returns why method is not shadowed on a route, or "".
+func methodSkip(method string, safe bool, sh *config.RouteShadow) string {
+	if sh.Methods != nil && !containsFold(sh.Methods, method) {
+		return shadow.SkipMethodExcluded
+	}
+	if !safe && !sh.Safe {
+		return shadow.SkipUnsafeMethod
+	}
+	return ""
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if len(v) == len(s) && (v == s || equalFoldASCII(v, s)) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFoldASCII(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func readOnlyMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// modelCall reports whether a shadow of this request calls the model.
+func modelCall(sh *config.RouteShadow, method string) bool {
+	if sh.ModelCall != nil {
+		return *sh.ModelCall
+	}
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// asRecorder finds the proxy's recorder under decorating writers (the shadow
+// Tee, a fallback buffer) that expose Unwrap.
+func asRecorder(w http.ResponseWriter) (*recorder, bool) {
+	for range 8 {
+		switch v := w.(type) {
+		case *recorder:
+			return v, true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
