@@ -30,7 +30,7 @@ type LegacyOptions struct {
 func NewTransport(cfg config.Legacy) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil // never an environment proxy between cutover and legacy
-	t.DialContext = (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = earlyResponseDialer((&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext)
 	t.ResponseHeaderTimeout = cfg.ResponseHeaderTimeout
 	t.IdleConnTimeout = cfg.IdleConnTimeout
 	t.MaxIdleConns = 0 // bounded per host below

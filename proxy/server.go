@@ -44,7 +44,7 @@ type Server struct {
 	Router *Router
 	// Breakers are the circuit breakers and fallback around both backends.
 	Breakers *Breakers
-	Admin  *Admin
+	Admin    *Admin
 
 	cfg      *config.Config // at start: listener and transport settings
 	log      *slog.Logger
@@ -115,13 +115,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.traffic.Pre(func(echo.HandlerFunc) echo.HandlerFunc { return front })
 
 	s.tsrv = &http.Server{
-		Handler:           s.traffic,
-		ConnContext:       framingConnContext,
-		ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Listen.ReadTimeout,
-		IdleTimeout:       cfg.Listen.IdleTimeout,
-		MaxHeaderBytes:    cfg.Listen.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Handler:     s.traffic,
+		ConnContext: framingConnContext,
+		// Flask answers OPTIONS * (404); net/http would answer it itself.
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            cfg.Listen.ReadHeaderTimeout,
+		ReadTimeout:                  cfg.Listen.ReadTimeout,
+		IdleTimeout:                  cfg.Listen.IdleTimeout,
+		MaxHeaderBytes:               cfg.Listen.MaxHeaderBytes,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	s.asrv = &http.Server{
 		Handler:           s.Admin,
