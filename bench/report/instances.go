@@ -1,6 +1,10 @@
 package report
 
-import "math"
+import (
+	"fmt"
+	"math"
+	"strings"
+)
 
 // Capacity criterion from the seed's business case: P95 under 300 ms over the model latency and
 // under 0.1 % errors.
@@ -47,17 +51,25 @@ func ComputeInstances(c *Chat) *Instances {
 				best = p
 			}
 		}
+		// Little's law: users = throughput x response time, with the response time at the
+		// criterion's edge (model latency + 300 ms), from the best throughput measured.
+		estimate := 0.0
+		if best.Load.RPS > 0 {
+			estimate = math.Floor(best.Load.RPS * (best.Load.ModelMeanMS + criterionMS) / 1000)
+		}
 		switch {
 		case row.Capacity > 0 && int(row.Capacity) == top:
 			row.Basis = "at least (top level met it)"
-		case row.Capacity == 0 && best.Load.RPS > 0:
-			// No level met the criterion: by Little's law, users = throughput x response time, with
-			// the response time at the criterion's edge (model latency + 300 ms).
-			row.Capacity = math.Floor(best.Load.RPS * (best.Load.ModelMeanMS + criterionMS) / 1000)
-			row.RPS, row.Basis = best.Load.RPS, "estimated (Little's law, no level met it)"
+		case row.Capacity == 0 && estimate > 0:
+			row.Capacity, row.RPS, row.Basis = estimate, best.Load.RPS, "estimated (Little's law, no level met it)"
 		}
 		row.Instances = instancesFor(row.Capacity)
 		in.Rows = append(in.Rows, row)
+		if (strings.HasPrefix(row.Basis, "measured") || strings.HasPrefix(row.Basis, "at least")) && estimate > row.Capacity {
+			// The levels are far apart: say what the best throughput would carry too.
+			in.Rows = append(in.Rows, InstanceRow{Config: cfg, Capacity: estimate, RPS: best.Load.RPS,
+				Basis: fmt.Sprintf("estimated (Little's law on the best rate, %d users)", best.Users), Instances: instancesFor(estimate)})
+		}
 	}
 	for _, s := range SeedRows {
 		s.Instances = instancesFor(s.Capacity)

@@ -50,7 +50,7 @@ func Summary(r *Results, plots map[string]string, prefix string) string {
 		r.Started.Format("2006-01-02"), mode, m.Cores, float64(m.MemTotalKiB)/1024/1024, prefix, prefix)
 	goals(&b, r)
 	if pt := r.Passthrough; pt != nil && len(pt.Summary) > 0 {
-		w("**Pass-through** (trivial upstream, wrk, medians of %d rounds):\n\n| conns | target | rps | × nginx | added p50 ms | added p99 ms |\n|---|---|---|---|---|---|\n", r.Settings.WrkRounds)
+		w("**Pass-through** (trivial upstream, wrk, medians of %s):\n\n| conns | target | rps | × nginx | added p50 ms | added p99 ms |\n|---|---|---|---|---|---|\n", rounds(r.Settings.WrkRounds))
 		for _, s := range pt.Summary {
 			if s.Target == "direct" {
 				w("| %d | direct | %.0f | %s | – | – |\n", s.Conns, s.RPS, ratio(s.RatioNginx))
@@ -75,7 +75,16 @@ func Summary(r *Results, plots map[string]string, prefix string) string {
 			w("![%s](%s%s)\n", name, prefix, name)
 		}
 	}
-	return b.String()
+	// The summary is pasted under a "## Benchmarks" heading: its sections go one level down.
+	return strings.ReplaceAll(b.String(), "\n## ", "\n### ")
+}
+
+// rounds says "1 round" or "3 rounds".
+func rounds(n int) string {
+	if n == 1 {
+		return "1 round"
+	}
+	return fmt.Sprintf("%d rounds", n)
 }
 
 func ms(v float64) string {
@@ -246,8 +255,8 @@ func passthroughSection(b *strings.Builder, r *Results, plots map[string]string)
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Pass-through overhead (trivial upstream)\n\n")
-	w("`wrk -t2` against `GET %s` for %.0f s per run, %d rounds in rotating order, medians shown. The upstream is a tiny Go server with a fixed 16-byte JSON body; nginx and haproxy keep upstream connections alive and add X-Forwarded-For like cutover; cutover runs with the chatbot route table at 0 %% native (the path matches `get_conversation`), access log off like the others.\n\n",
-		pt.Path, r.Settings.WrkSeconds, r.Settings.WrkRounds)
+	w("`wrk -t2` against `GET %s` for %.0f s per run, %s in rotating order, medians shown. The upstream is a tiny Go server with a fixed 16-byte JSON body; nginx and haproxy keep upstream connections alive and add X-Forwarded-For like cutover; cutover runs with the chatbot route table at 0 %% native (the path matches `get_conversation`), access log off like the others.\n\n",
+		pt.Path, r.Settings.WrkSeconds, rounds(r.Settings.WrkRounds))
 	w("| conns | target | rps (median) | rps range over rounds | × direct | × nginx | p50 ms | p99 ms | added p50 | added p99 | proxy CPU (cores) | proxy peak RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range pt.Summary {
 		cpu, rss := "–", "–"
@@ -258,7 +267,7 @@ func passthroughSection(b *strings.Builder, r *Results, plots map[string]string)
 			ms(s.P50MS), ms(s.P99MS), ms(s.AddedP50MS), ms(s.AddedP99MS), cpu, rss, s.Errors)
 	}
 	if len(pt.Fixed) > 0 {
-		w("\nBelow saturation (`hey`, 64 connections, %.0f rps in total, medians of %d rounds), where latency is the hop's own cost rather than queueing:\n\n", pt.Fixed[0].RateRPS, r.Settings.WrkRounds)
+		w("\nBelow saturation (`hey`, 64 connections, %.0f rps in total, medians of %s), where latency is the hop's own cost rather than queueing:\n\n", pt.Fixed[0].RateRPS, rounds(r.Settings.WrkRounds))
 		w("| target | achieved rps | p50 ms | p90 ms | p99 ms | added p50 | added p99 | errors |\n|---|---|---|---|---|---|---|---|\n")
 		for _, f := range pt.Fixed {
 			w("| %s | %.0f | %s | %s | %s | %s | %s | %d |\n", f.Target, f.Hey.RPS, ms(f.Hey.P50MS), ms(f.Hey.P90MS), ms(f.Hey.P99MS), ms(f.AddedP50MS), ms(f.AddedP99MS), f.Hey.Errors+f.Hey.Non200)
@@ -383,8 +392,8 @@ func instancesSection(b *strings.Builder, r *Results) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Instance arithmetic\n\n")
-	w("Capacity per 2-core instance = the most concurrent users (closed loop, no think time) at which p95 over model latency stays under %.0f ms with under %.1f %% errors. Instances = ⌈users / capacity⌉. The seed's figures are listed for comparison; its \"175 users\" for Flask was not measured the same way (real users think between messages), so compare rows of this run with each other.\n\n",
-		in.CriterionMS, in.MaxErrRate*100)
+	w("Capacity per 2-core instance = the most concurrent users (closed loop, no think time) at which p95 over model latency stays under %.0f ms with under %.1f %% errors; rows marked *Little's law* estimate it as best rps × (mean model latency + %.0f ms) instead, since the measured levels are far apart. Instances = ⌈users / capacity⌉. The seed's figures are listed for comparison; its \"175 users\" for Flask was not measured the same way (real users think between messages), so compare rows of this run with each other.\n\n",
+		in.CriterionMS, in.MaxErrRate*100, in.CriterionMS)
 	w("| configuration | users per instance | basis | rps there |")
 	for _, u := range in.For {
 		w(" instances for %d |", u)

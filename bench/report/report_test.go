@@ -36,8 +36,18 @@ func sampleChat() *Chat {
 func TestComputeInstances(t *testing.T) {
 	in := ComputeInstances(sampleChat())
 	rows := map[string]InstanceRow{}
+	var estimates []InstanceRow
 	for _, r := range in.Rows {
+		if _, ok := rows[r.Config]; ok {
+			estimates = append(estimates, r)
+			continue
+		}
 		rows[r.Config] = r
+	}
+	// The measured native row (2000 users) comes with a Little's-law figure from its best rate:
+	// 2600 rps x (0.7 + 0.3) s = 2600 users.
+	if len(estimates) != 1 || estimates[0].Config != "cutover-100" || estimates[0].Capacity != 2600 || !equal(estimates[0].Instances, []int{1, 1, 2}) {
+		t.Errorf("extra rows = %+v, want one Little's-law row for cutover-100 at 2600 users", estimates)
 	}
 	nat := rows["cutover-100"]
 	if nat.Capacity != 2000 || nat.Basis != "measured" || nat.RPS != 2500 {
