@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 type ctxKey int
@@ -48,6 +49,9 @@ func PathInfo(r *http.Request) string {
 	raw := r.URL.EscapedPath()
 	if r.URL.Opaque != "" {
 		raw = r.URL.Opaque
+	}
+	if strings.IndexByte(raw, '%') < 0 && utf8.ValidString(raw) {
+		return raw // nothing to unquote or replace: the common case, without copies
 	}
 	return DecodeUTF8Replace(unquoteBytes(raw))
 }

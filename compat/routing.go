@@ -41,7 +41,8 @@ type Match struct {
 	// string for string/path/any, int64 or *big.Int for int, float64 for float,
 	// and for uuid the canonical lower-case hyphenated string (str(uuid.UUID)).
 	Params map[string]any
-	// Methods are the rule's effective methods, sorted.
+	// Methods are the rule's effective methods, sorted (owned by the Map; do
+	// not modify).
 	Methods []string
 	// AutomaticOptions is true when the request is OPTIONS and the rule
 	// provides automatic options: Flask answers it with an empty 200 and an
@@ -653,37 +654,46 @@ type matchResult struct {
 }
 
 func (mm *matcher) addMethods(cr *compiledRule) {
+	if mm.haveMatchFor == nil {
+		mm.haveMatchFor = map[string]bool{}
+	}
 	for k := range cr.methods {
 		mm.haveMatchFor[k] = true
 	}
 }
 
-// match ports StateMachineMatcher.match's inner _match.
-func (mm *matcher) match(st *state, parts []string, values []string) (*matchResult, error) {
+// match ports StateMachineMatcher.match's inner _match. A nil rule means
+// no match.
+//
+// values is appended to in place (no copy per branch, unlike Werkzeug's
+// `values + groups`): siblings tried after a failed branch overwrite what it
+// appended beyond len(values), and only the successful branch's slice is
+// returned, after which nothing is appended any more.
+func (mm *matcher) match(st *state, parts []string, values []string) (matchResult, error) {
 	if len(parts) == 0 {
 		for _, cr := range st.rules {
 			if !cr.methods[mm.method] {
 				mm.addMethods(cr)
 				continue
 			}
-			return &matchResult{cr, values}, nil
+			return matchResult{cr, values}, nil
 		}
 		if next, ok := st.static[""]; ok {
 			for _, cr := range next.rules {
 				if cr.methods[mm.method] {
 					if cr.strict {
-						return nil, errSlashRequired
+						return matchResult{}, errSlashRequired
 					}
-					return &matchResult{cr, values}, nil
+					return matchResult{cr, values}, nil
 				}
 			}
 		}
-		return nil, nil
+		return matchResult{}, nil
 	}
 	part := parts[0]
 	if next, ok := st.static[part]; ok {
 		rv, err := mm.match(next, parts[1:], values)
-		if rv != nil || err != nil {
+		if rv.rule != nil || err != nil {
 			return rv, err
 		}
 	}
@@ -715,12 +725,12 @@ func (mm *matcher) match(st *state, parts []string, values []string) (*matchResu
 				remaining = []string{""}
 			}
 		}
-		groups := make([]string, 0, len(p.groups))
+		next := values
 		for _, gi := range p.groups {
-			groups = append(groups, target[sm[2*gi]:sm[2*gi+1]])
+			next = append(next, target[sm[2*gi]:sm[2*gi+1]])
 		}
-		rv, err := mm.match(e.next, remaining, append(slices.Clone(values), groups...))
-		if rv != nil || err != nil {
+		rv, err := mm.match(e.next, remaining, next)
+		if rv.rule != nil || err != nil {
 			return rv, err
 		}
 	}
@@ -733,10 +743,10 @@ func (mm *matcher) match(st *state, parts []string, values []string) (*matchResu
 				mm.addMethods(cr)
 				continue
 			}
-			return &matchResult{cr, values}, nil
+			return matchResult{cr, values}, nil
 		}
 	}
-	return nil, nil
+	return matchResult{}, nil
 }
 
 var (
@@ -771,7 +781,7 @@ func (m *Map) Match(method, path string) (Match, error) {
 		}
 		params[name] = v
 	}
-	mt := Match{Endpoint: res.rule.rule.Endpoint, Rule: res.rule.rule, Params: params, Methods: slices.Clone(res.rule.sorted)}
+	mt := Match{Endpoint: res.rule.rule.Endpoint, Rule: res.rule.rule, Params: params, Methods: slices.Clip(res.rule.sorted)}
 	if method == "OPTIONS" && res.rule.autoOpts {
 		mt.AutomaticOptions = true
 		mt.Allowed = m.AllowedMethods(path)
@@ -807,24 +817,43 @@ func (m *Map) noMatch(have map[string]bool) error {
 	return ErrNotFound
 }
 
+// splitParts is Werkzeug's [""] + path_part.split("/"), into buf when it fits.
+func splitParts(buf []string, pathPart string) []string {
+	parts := append(buf[:0], "")
+	for {
+		i := strings.IndexByte(pathPart, '/')
+		if i < 0 {
+			return append(parts, pathPart)
+		}
+		parts = append(parts, pathPart[:i])
+		pathPart = pathPart[i+1:]
+	}
+}
+
 func (m *Map) matchRaw(method, path string) (rawResult, error) {
 	// MapAdapter.match: path_part = "/" + path_info.lstrip("/").
 	pathPart := ""
 	if path != "" {
-		pathPart = "/" + strings.TrimLeft(path, "/")
+		if trimmed := strings.TrimLeft(path, "/"); len(trimmed) == len(path)-1 {
+			pathPart = path // already one leading slash: no copy
+		} else {
+			pathPart = "/" + trimmed
+		}
 	}
-	mm := &matcher{method: method, haveMatchFor: map[string]bool{}}
-	rv, err := mm.match(m.root, append([]string{""}, strings.Split(pathPart, "/")...), nil)
+	mm := matcher{method: method}
+	var partsBuf [16]string
+	var valuesBuf [8]string
+	rv, err := mm.match(m.root, splitParts(partsBuf[:], pathPart), valuesBuf[:0])
 	if errors.Is(err, errSlashRequired) {
 		return rawResult{}, &RedirectError{Location: QuotePath(pathPart + "/")}
 	}
-	if rv == nil {
+	if rv.rule == nil {
 		merged := multiSlash.ReplaceAllString(pathPart, "/")
-		rv, err = mm.match(m.root, append([]string{""}, strings.Split(merged, "/")...), nil)
+		rv, err = mm.match(m.root, splitParts(partsBuf[:], merged), valuesBuf[:0])
 		if errors.Is(err, errSlashRequired) {
 			return rawResult{}, &RedirectError{Location: QuotePath(merged + "/")}
 		}
-		if rv == nil {
+		if rv.rule == nil {
 			return rawResult{}, m.noMatch(mm.haveMatchFor)
 		}
 		// Every rule merges slashes in Flask's default setup.

@@ -124,6 +124,9 @@ type Admin struct {
 	// Persist writes share changes back to the config file. Zero means true;
 	// set "false" to keep admin changes in memory only.
 	Persist *bool `mapstructure:"persist" json:"persist"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener
+	// (never on the traffic port), for profiling under load. Zero means off.
+	Pprof bool `mapstructure:"pprof" json:"pprof"`
 }
 
 // Legacy configures the legacy backend and the transport to it. The transport
@@ -181,6 +184,15 @@ type Native struct {
 	BedrockTimeout time.Duration `mapstructure:"bedrock_timeout" json:"bedrock_timeout"`
 	// BedrockMaxAttempts is the SDK retry budget. Zero means 3.
 	BedrockMaxAttempts int `mapstructure:"bedrock_max_attempts" json:"bedrock_max_attempts"`
+	// BedrockMaxIdleConns is how many idle connections to Bedrock are kept
+	// for reuse; each call in flight holds one. Zero means 1024.
+	BedrockMaxIdleConns int `mapstructure:"bedrock_max_idle_conns" json:"bedrock_max_idle_conns"`
+	// RedisPoolSize bounds the native handlers' connections to Redis; a
+	// command that finds none free within RedisPoolTimeout is answered 503
+	// store_unavailable. Zero means 256.
+	RedisPoolSize int `mapstructure:"redis_pool_size" json:"redis_pool_size"`
+	// RedisPoolTimeout is the longest wait for a free Redis connection. Zero means 6s.
+	RedisPoolTimeout time.Duration `mapstructure:"redis_pool_timeout" json:"redis_pool_timeout"`
 }
 
 // Override configures the QA override header.

@@ -206,6 +206,9 @@ func (c *Config) setDefaults() {
 	}
 	defDur(&c.Native.BedrockTimeout, 60*time.Second)
 	defInt(&c.Native.BedrockMaxAttempts, 3)
+	defInt(&c.Native.BedrockMaxIdleConns, 1024)
+	defInt(&c.Native.RedisPoolSize, 256)
+	defDur(&c.Native.RedisPoolTimeout, 6*time.Second)
 	def(&c.Override.Header, "X-Cutover-Backend")
 	def(&c.Override.TokenHeader, "X-Cutover-Token")
 	if len(c.Stickiness) == 0 {
@@ -323,6 +326,15 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	}
 	if c.Native.MaxMessageChars < 0 || c.Native.MaxContentLength < 0 || c.Native.BedrockMaxAttempts < 0 {
 		add("native: max_message_chars, max_content_length and bedrock_max_attempts must not be negative")
+	}
+	if c.Native.BedrockMaxIdleConns < 0 {
+		add("native: bedrock_max_idle_conns %d must not be negative", c.Native.BedrockMaxIdleConns)
+	}
+	if c.Native.RedisPoolSize < 0 {
+		add("native: redis_pool_size %d must not be negative", c.Native.RedisPoolSize)
+	}
+	if c.Native.RedisPoolTimeout < 0 {
+		add("native: redis_pool_timeout %s must not be negative", c.Native.RedisPoolTimeout)
 	}
 }
 

@@ -54,6 +54,13 @@ type BedrockOptions struct {
 	// MaxAttempts is BEDROCK_MAX_ATTEMPTS: attempts per call, first included,
 	// in the SDK's standard retry mode (as botocore's "standard"). Zero means 3.
 	MaxAttempts int
+	// MaxIdleConns is how many idle connections to Bedrock are kept for
+	// reuse. Every call in flight holds one connection (HTTP/1.1, as the
+	// legacy botocore client), so this should cover the usual number of
+	// concurrent calls, or a burst's connections beyond it are closed when
+	// it ends and dialled again (a TLS handshake each on real AWS). Zero
+	// means 1024.
+	MaxIdleConns int
 	// Credentials, when set, are used as they are (and bearer-token auth is
 	// turned off, since it refuses plain-http endpoints). Nil means the
 	// default AWS credential chain.
@@ -73,6 +80,9 @@ func (o BedrockOptions) withDefaults() BedrockOptions {
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 3
 	}
+	if o.MaxIdleConns == 0 {
+		o.MaxIdleConns = 1024
+	}
 	return o
 }
 
@@ -85,7 +95,14 @@ func NewBedrockClient(ctx context.Context, o BedrockOptions) (*bedrockruntime.Cl
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	transport.ResponseHeaderTimeout = o.Timeout
-	transport.MaxIdleConnsPerHost = 256
+	// One host: the per-host and the total idle limits are the same thing.
+	transport.MaxIdleConns = o.MaxIdleConns
+	transport.MaxIdleConnsPerHost = o.MaxIdleConns
+	// Each connection keeps its buffers for its whole life, and a stream
+	// holds one for minutes: net/http's 4 KiB each way are more than an
+	// event (a few hundred bytes) or a signed request's header needs.
+	transport.ReadBufferSize = 1 << 10
+	transport.WriteBufferSize = 2 << 10
 	httpClient := bedrockhttp.Client(&http.Client{Transport: &readTimeout{next: transport, d: o.Timeout}})
 
 	optFns := []func(*bedrockruntime.Options){func(bo *bedrockruntime.Options) {
@@ -126,7 +143,13 @@ func (t *readTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
 	}
-	resp.Body = &timedBody{rc: resp.Body, d: t.d}
+	b := &timedBody{rc: resp.Body, d: t.d}
+	// One timer per body, re-armed around each Read: an event stream is read
+	// in many small pieces, and a timer per Read was a tenth of the
+	// allocations of /chat/stream.
+	b.timer = time.AfterFunc(t.d, b.expire)
+	b.timer.Stop()
+	resp.Body = b
 	return resp, nil
 }
 
@@ -143,23 +166,29 @@ var errReadTimeout = errors.New("bedrock response read timed out")
 type timedBody struct {
 	rc       io.ReadCloser
 	d        time.Duration
+	timer    *time.Timer // set before the body is handed out, never replaced
 	timedOut atomic.Bool
 }
 
+func (b *timedBody) expire() {
+	b.timedOut.Store(true)
+	_ = b.rc.Close()
+}
+
 func (b *timedBody) Read(p []byte) (int, error) {
-	timer := time.AfterFunc(b.d, func() {
-		b.timedOut.Store(true)
-		_ = b.rc.Close()
-	})
+	b.timer.Reset(b.d)
 	n, err := b.rc.Read(p)
-	timer.Stop()
+	b.timer.Stop()
 	if err != nil && b.timedOut.Load() {
 		err = fmt.Errorf("%w after %s: %w", errReadTimeout, b.d, err)
 	}
 	return n, err
 }
 
-func (b *timedBody) Close() error { return b.rc.Close() }
+func (b *timedBody) Close() error {
+	b.timer.Stop()
+	return b.rc.Close()
+}
 
 // bedrockBody is the legacy bedrock_body: json.dumps with Python's default
 // separators and this key order.

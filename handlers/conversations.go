@@ -20,6 +20,14 @@ func (a *App) getConversation(w http.ResponseWriter, r *http.Request) {
 	}
 	messages := make([]any, 0, len(items))
 	for _, item := range items {
+		if t, ok := fastTurn(item); ok {
+			messages = append(messages, compat.Object{
+				{Key: "role", Value: t.role},
+				{Key: "content", Value: t.content},
+				{Key: "created_at", Value: t.createdAt},
+			})
+			continue
+		}
 		t, err := parseTurn(item, true)
 		if err != nil {
 			a.historyFailure(w, err)

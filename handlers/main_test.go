@@ -65,7 +65,7 @@ type harnessOpts struct {
 	dryRun bool
 }
 
-func newHarness(t *testing.T, o harnessOpts) *harness {
+func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	rs := o.redis
 	if rs == nil {
@@ -123,7 +123,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 }
 
 // closeIdle closes the client's pooled connections when the test ends.
-func closeIdle(t *testing.T, client *bedrockruntime.Client) {
+func closeIdle(t testing.TB, client *bedrockruntime.Client) {
 	t.Cleanup(func() {
 		if c, ok := client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
 			c.CloseIdleConnections()

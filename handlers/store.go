@@ -38,17 +38,49 @@ func storeErr(op string, err error) error {
 	return fmt.Errorf("redis %s: %w: %w", op, errStoreDown, err)
 }
 
-// NewRedisClient builds the go-redis client for url (REDIS_URL; "" means
-// redis://127.0.0.1:6379/0) like the legacy redis-py 4.3 client: 2s to
-// connect, 5s per socket read or write, one dial attempt and no command
-// retries, so a Redis that is down is reported at once (503). One
+// RedisOptions configures NewRedis.
+type RedisOptions struct {
+	// URL is REDIS_URL. Empty means "redis://127.0.0.1:6379/0".
+	URL string
+	// PoolSize bounds the connections to Redis. A command waits for a free
+	// connection up to PoolTimeout, then fails as the store being down (503).
+	// Each request holds a connection only for one command at a time, so the
+	// pool is a concurrency limit on Redis commands, not on requests; it
+	// must not be what limits a busy instance (go-redis's own default, 10 per
+	// CPU, was: 2,000 users on 2 cores waited out its timeout). Zero means 256.
+	PoolSize int
+	// PoolTimeout is the longest wait for a free connection. Zero means 6s
+	// (go-redis's default: the 5s read timeout plus one second).
+	PoolTimeout time.Duration
+}
+
+// NewRedisClient is NewRedis with the default pool.
+func NewRedisClient(url string) (*redis.Client, error) {
+	return NewRedis(RedisOptions{URL: url})
+}
+
+// NewRedis builds the go-redis client like the legacy redis-py 4.3 client:
+// 2s to connect, 5s per socket read or write, one dial attempt and no
+// command retries, so a Redis that is down is reported at once (503). One
 // difference remains: after many failed dials go-redis probes the server
 // once a second, so recovery can lag a restarted Redis by up to a second.
-func NewRedisClient(url string) (*redis.Client, error) {
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
+// Connection buffers are 4 KiB each way instead of go-redis's 32 KiB: a
+// history read is a few KiB, and larger replies are read through the buffer
+// all the same.
+func NewRedis(o RedisOptions) (*redis.Client, error) {
+	if o.URL == "" {
+		o.URL = "redis://127.0.0.1:6379/0"
 	}
-	opt, err := redis.ParseURL(url)
+	if o.PoolSize == 0 {
+		o.PoolSize = 256
+	}
+	if o.PoolTimeout == 0 {
+		o.PoolTimeout = 6 * time.Second
+	}
+	if o.PoolSize < 0 || o.PoolTimeout < 0 {
+		return nil, fmt.Errorf("redis pool size %d and timeout %s must not be negative", o.PoolSize, o.PoolTimeout)
+	}
+	opt, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
@@ -57,6 +89,10 @@ func NewRedisClient(url string) (*redis.Client, error) {
 	opt.WriteTimeout = 5 * time.Second
 	opt.DialerRetries = 1
 	opt.MaxRetries = -1
+	opt.PoolSize = o.PoolSize
+	opt.PoolTimeout = o.PoolTimeout
+	opt.ReadBufferSize = 4 << 10
+	opt.WriteBufferSize = 4 << 10
 	return redis.NewClient(opt), nil
 }
 
@@ -113,6 +149,10 @@ func (a *App) loadHistoryKey(ctx context.Context, key string) ([]any, error) {
 	}
 	messages := make([]any, 0, len(items)+1)
 	for _, item := range items {
+		if t, ok := fastTurn(item); ok {
+			messages = append(messages, compat.Object{{Key: "role", Value: t.role}, {Key: "content", Value: t.content}})
+			continue
+		}
 		t, err := parseTurn(item, false)
 		if err != nil {
 			return nil, err

@@ -48,6 +48,29 @@ type streamState struct {
 	parts      []any
 	usage      compat.Object
 	stopReason any
+	buf        []byte // the last delta event, reused
+}
+
+// Pieces of sse("delta", {"text": text}).
+const (
+	deltaHead = "event: delta\ndata: {\"text\": "
+	deltaTail = "}\n\n"
+)
+
+// delta is sse("delta", {"text": text}). A string text, the usual case, is
+// written into st.buf, valid until the next call: a stream sends many
+// deltas, and composing the event by hand (json.dumps of a one-key object is
+// its key, the separator and the value's encoding) spares an object, an
+// encoding and a copy per delta.
+func (st *streamState) delta(text any) []byte {
+	s, ok := text.(string)
+	if !ok {
+		return sse("delta", compat.Object{{Key: "text", Value: text}})
+	}
+	st.buf = append(st.buf[:0], deltaHead...)
+	st.buf = compat.AppendQuoteASCII(st.buf, s)
+	st.buf = append(st.buf, deltaTail...)
+	return st.buf
 }
 
 // handleChunk is one iteration of the legacy loop over the event stream. It
@@ -91,7 +114,7 @@ func (st *streamState) handleChunk(payload []byte) ([]byte, error) {
 			return nil, errStreamShape
 		}
 		st.parts = append(st.parts, text)
-		return sse("delta", compat.Object{{Key: "text", Value: text}}), nil
+		return st.delta(text), nil
 	case "message_delta":
 		delta, ok := data.Get("delta")
 		if !ok {

@@ -356,3 +356,15 @@ func TestBedrockReadTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaEvent checks the hand-composed delta event against sse(), which
+// encodes the whole payload.
+func TestDeltaEvent(t *testing.T) {
+	st := &streamState{}
+	for _, text := range []any{"", "hi", "caf\u00e9 \U0001F600 <&> \"q\" \\ \n\t\x00\x7f", "\xed\xa0\x80", "\xff", int64(5), 1.5, nil, true, compat.Object{{Key: "a", Value: "b"}}, []any{"x"}} {
+		want := sse("delta", compat.Object{{Key: "text", Value: text}})
+		if got := st.delta(text); string(got) != string(want) {
+			t.Errorf("delta(%#v) = %q, want %q", text, got, want)
+		}
+	}
+}

@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/config"
 )
@@ -78,5 +82,88 @@ func BenchmarkDecide(b *testing.B) {
 	for b.Loop() {
 		d.reset()
 		rt.decide(s, req, &d)
+	}
+}
+
+// BenchmarkPassThrough measures the whole traffic path of a Server, as
+// `cutover serve` runs it (Echo front, framing check, router, breakers,
+// reverse proxy, metrics), against an httptest upstream with parallel
+// keep-alive clients. The access log is on (the default) and goes to
+// io.Discard, so its formatting is measured but not the write. Profile the
+// hot path with:
+//
+//	go test -run '^$' -bench PassThrough -cpuprofile cpu.out -memprofile mem.out ./proxy/
+func BenchmarkPassThrough(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "16")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
+	}))
+	defer upstream.Close()
+	for _, bc := range []struct {
+		name, log string
+	}{
+		{"access-log", ""},
+		{"no-access-log", "log:\n  access: false\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg, err := config.Parse([]byte(baseConfig(upstream.URL)+bc.log), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			aln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), TrafficListener: tln, AdminListener: aln})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- srv.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
+			url := "http://" + tln.Addr().String() + "/conversations/bench-passthrough-0001"
+			tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			for range 50 { // until the listener serves
+				resp, err := client.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req, _ := http.NewRequest("GET", url, nil)
+				for pb.Next() {
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
 	}
 }

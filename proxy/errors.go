@@ -43,14 +43,16 @@ func StatusFor(r *http.Request, err error) int {
 // "unreachable" (could not connect) or "bad_gateway"
 // (anything else, e.g. the connection broke mid-response).
 func ErrorKind(r *http.Request, err error) string {
+	// Before client_gone: net/http cancels the request context on the body
+	// read error too.
+	if errors.Is(err, ErrClientTimeout) || bodyTimedOut(r) {
+		return "client_timeout"
+	}
 	if r != nil && errors.Is(r.Context().Err(), context.Canceled) {
 		return "client_gone"
 	}
 	if errors.Is(err, ErrBreakerOpen) {
 		return "breaker_open"
-	}
-	if errors.Is(err, ErrClientTimeout) {
-		return "client_timeout"
 	}
 	if errors.Is(err, ErrBackendTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"

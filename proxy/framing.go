@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,14 +35,19 @@ import (
 // the traffic handler takes the verdict of its request first thing.
 
 // framingListener wraps accepted connections in framingConns.
-type framingListener struct{ net.Listener }
+type framingListener struct {
+	net.Listener
+	// asteriskHandled: net/http answers "OPTIONS *" itself, without calling
+	// the handler (http.Server.DisableGeneralOptionsHandler is false).
+	asteriskHandled bool
+}
 
 func (l framingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &framingConn{Conn: c, firstLine: true}, nil
+	return &framingConn{Conn: c, firstLine: true, asteriskHandled: l.asteriskHandled}, nil
 }
 
 type framingConnKey struct{}
@@ -77,9 +83,10 @@ type framingConn struct {
 	// poisoned: an ambiguous framing was seen, so the scan stopped and no
 	// later request on the connection can be trusted.
 	poisoned bool
-	// asterisk: the request is "OPTIONS *", which net/http answers itself
-	// without calling the handler, so it gets no verdict.
-	asterisk bool
+	// asterisk: the request is "OPTIONS *"; when asteriskHandled, net/http
+	// answers it itself without calling the handler, so it gets no verdict.
+	asterisk        bool
+	asteriskHandled bool
 
 	state     int
 	line      []byte // current line (head, chunk size, trailer), bounded
@@ -177,7 +184,7 @@ func (c *framingConn) endLine(line []byte) {
 				return // net/http skips empty lines before a request line
 			}
 			c.firstLine = false
-			c.asterisk = bytes.HasPrefix(line, []byte("OPTIONS * "))
+			c.asterisk = c.asteriskHandled && bytes.HasPrefix(line, []byte("OPTIONS * "))
 			return
 		}
 		if len(line) > 0 {
@@ -276,15 +283,24 @@ func parseChunkSize(line []byte) (int64, bool) {
 // (InvalidHeader("CONTENT-LENGTH")), byte for byte.
 var gunicornBadFraming = []byte("<html>\n  <head>\n    <title>Bad Request</title>\n  </head>\n  <body>\n    <h1><p>Bad Request</p></h1>\n    Invalid HTTP Header: &#x27;CONTENT-LENGTH&#x27;\n  </body>\n</html>\n")
 
-// rejectAmbiguousFraming answers gunicorn's 400 and closes the connection
-// when r's framing was ambiguous (see framingConn). It reports whether it did.
+// rejectAmbiguousFraming answers gunicorn's 400, byte for byte, and closes
+// the connection when r's framing was ambiguous (see framingConn). It
+// reports whether it did.
 func rejectAmbiguousFraming(w http.ResponseWriter, r *http.Request) bool {
 	fc, ok := r.Context().Value(framingConnKey{}).(*framingConn)
 	if !ok || !fc.takeVerdict() {
 		return false
 	}
+	if conn, bw, err := http.NewResponseController(w).Hijack(); err == nil {
+		_, _ = bw.WriteString("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: " +
+			strconv.Itoa(len(gunicornBadFraming)) + "\r\n\r\n")
+		_, _ = bw.Write(gunicornBadFraming)
+		_ = bw.Flush()
+		_ = conn.Close()
+		return true
+	}
 	h := w.Header()
-	h["Date"] = nil // gunicorn sends none with this page
+	h["Date"] = nil
 	h.Set("Connection", "close")
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", strconv.Itoa(len(gunicornBadFraming)))
@@ -302,22 +318,39 @@ var ErrClientTimeout = errors.New("client too slow sending the request body")
 // has been read to its end, so a long streamed response is never cut (which
 // http.Server.ReadTimeout would do: its deadline also stops the
 // connection's background read, cancelling the request context). Reads past
-// the deadline fail with ErrClientTimeout.
-func limitBodyRead(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+// the deadline fail with ErrClientTimeout, and the returned request (whose
+// context net/http cancels on that read error) remembers it, so the error
+// maps to 408 rather than to a client that went away.
+func limitBodyRead(w http.ResponseWriter, r *http.Request, timeout time.Duration) *http.Request {
 	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return
+		return r
 	}
 	rc := http.NewResponseController(w)
 	if rc.SetReadDeadline(time.Now().Add(timeout)) != nil {
-		return
+		return r
 	}
-	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	db := &deadlineBody{ReadCloser: r.Body, rc: rc}
+	r = r.WithContext(context.WithValue(r.Context(), bodyTimeoutKey{}, &db.timedOut))
+	r.Body = db
+	return r
+}
+
+type bodyTimeoutKey struct{}
+
+// bodyTimedOut reports whether reading r's body ran past body_read_timeout.
+func bodyTimedOut(r *http.Request) bool {
+	if r == nil {
+		return false
+	}
+	f, ok := r.Context().Value(bodyTimeoutKey{}).(*atomic.Bool)
+	return ok && f.Load()
 }
 
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
+	rc       *http.ResponseController
+	done     bool
+	timedOut atomic.Bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
@@ -329,6 +362,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		case err == io.EOF:
 			_ = b.rc.SetReadDeadline(time.Time{})
 		case errors.As(err, &ne) && ne.Timeout():
+			b.timedOut.Store(true)
 			err = fmt.Errorf("%w: %w", ErrClientTimeout, err)
 		}
 	}

@@ -347,7 +347,7 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 			errKind = "aborted"
 		}
 	}
-	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote) {
+	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote) && !bodyTimedOut(r) {
 		status = StatusClientClosed
 		errKind = "client_gone"
 	}

@@ -92,6 +92,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.Breakers = breakers
 	s.shadow = sh
 	sh.mount(s.Admin.Echo())
+	if cfg.Admin.Pprof {
+		mountPprof(s.Admin.Echo())
+	}
 
 	s.traffic = echo.New()
 	s.traffic.HideBanner, s.traffic.HidePort = true, true
@@ -102,7 +105,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		if rejectAmbiguousFraming(w, r) {
 			return nil
 		}
-		limitBodyRead(w, r, rt.Config().Listen.BodyReadTimeout)
+		r = limitBodyRead(w, r, rt.Config().Listen.BodyReadTimeout)
 		if r.URL.Path == healthPath {
 			s.health(w, r)
 			return nil
@@ -229,7 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(context.Background())
 	stopWatch, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
-	g.Go(func() error { return serve(s.tsrv, framingListener{s.tln}) })
+	g.Go(func() error { return serve(s.tsrv, framingListener{s.tln, !s.tsrv.DisableGeneralOptionsHandler}) })
 	g.Go(func() error { return serve(s.asrv, s.aln) })
 	if s.watcher != nil {
 		g.Go(func() error { return s.watcher.Run(stopWatch) })

@@ -54,23 +54,25 @@ type shadowing struct {
 	log  *slog.Logger
 	opts shadow.Options
 
-	native, legacy         shadow.Target // production sides (safe methods)
-	isoNative, isoLegacy   shadow.Target // isolated sides (unsafe methods of shadow-safe routes)
-	nativeEndpoints        map[string]bool
-	copierSrc, copierDst   redis.Cmdable
-	historyItems           int64
-	idOpts                 identityOpts
-	maxBody                int64
-	maxCapture             int
-	transports             []*http.Transport
-	closers                []func() error
-	mirror                 atomic.Pointer[shadow.Mirror]
-	sources                sync.Map // *config.Route -> []source
-	startOnce, closeOnce   sync.Once
-	startErr               error
-	registerer             prometheus.Registerer
-	cfgMaxInFlight, cfgRPM int
+	native, legacy       shadow.Target // production sides (safe methods)
+	isoNative, isoLegacy shadow.Target // isolated sides (unsafe methods of shadow-safe routes)
+	nativeEndpoints      map[string]bool
+	copierSrc, copierDst redis.Cmdable
+	historyItems         int64
+	idOpts               identityOpts
+	maxBody              int64
+	maxCapture           int
+	transports           []*http.Transport
+	closers              []func() error
+	mirror               atomic.Pointer[shadow.Mirror]
+	sources              sync.Map // *config.Route -> []source, reset past maxCachedRoutes
+	cached               atomic.Int64
+	startOnce, closeOnce sync.Once
+	startErr             error
 }
+
+// maxCachedRoutes bounds the compiled identity sources kept across reloads.
+const maxCachedRoutes = 4096
 
 // newShadowing builds everything shadowing needs once, at start: the
 // comparator (every bad rule reported, naming its route), the diff store,
@@ -79,9 +81,8 @@ type shadowing struct {
 func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log *slog.Logger) (*shadowing, error) {
 	sc := cfg.Shadow
 	s := &shadowing{log: log, nativeEndpoints: map[string]bool{}, maxBody: sc.MaxBodyBytes, maxCapture: int(sc.MaxCaptureBytes),
-		idOpts:         identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes},
-		historyItems:   int64(max(2*cfg.Native.HistoryTurns, 0)) + 2,
-		cfgMaxInFlight: sc.MaxInFlight, cfgRPM: sc.ModelCallsPerMinute}
+		idOpts:       identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes},
+		historyItems: int64(max(2*cfg.Native.HistoryTurns, 0)) + 2}
 	cmp, err := newComparator(cfg)
 	if err != nil {
 		return nil, err
@@ -100,10 +101,11 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 		Workers: sc.Workers, QueueSize: sc.QueueSize, Timeout: sc.Timeout, MaxBodyBytes: sc.MaxBodyBytes,
 		MaxResponseBytes: s.maxCapture, Comparator: cmp, Store: store, RecordMatches: sc.RecordMatches,
 		Redaction: shadow.Redaction{Headers: sc.Redact}, Logger: log, Now: opts.Now,
+		Guard: shadow.NewGuard(shadow.GuardConfig{MaxInFlight: sc.MaxInFlight, ModelCallsPerMinute: sc.ModelCallsPerMinute}),
 	}
-	if routesLearnNoise(cfg) {
-		s.opts.Noise = shadow.NewNoise(shadow.NoiseConfig{MinSamples: sc.Noise.MinSamples, Relative: sc.Noise.Relative, Absolute: sc.Noise.Absolute})
-	}
+	// Always there (bounded, idle until a route sets noise_rate), so a reload
+	// can turn noise sampling on.
+	s.opts.Noise = shadow.NewNoise(shadow.NoiseConfig{MinSamples: sc.Noise.MinSamples, Relative: sc.Noise.Relative, Absolute: sc.Noise.Absolute})
 
 	if native != nil {
 		for _, e := range native.Endpoints() {
@@ -162,15 +164,6 @@ func newComparator(cfg *config.Config) (*shadow.Comparator, error) {
 func CheckShadow(cfg *config.Config) error {
 	_, err := newComparator(cfg)
 	return err
-}
-
-func routesLearnNoise(cfg *config.Config) bool {
-	for _, r := range cfg.Routes {
-		if r.Shadow.NoiseRate > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // newStore opens the diff store: the in-memory ring, plus the JSONL file when
@@ -246,7 +239,6 @@ func (s *shadowing) start(reg prometheus.Registerer) error {
 	s.startOnce.Do(func() {
 		o := s.opts
 		o.Registerer = reg
-		o.Guard = shadow.NewGuard(shadow.GuardConfig{MaxInFlight: s.cfgMaxInFlight, ModelCallsPerMinute: s.cfgRPM})
 		m, err := shadow.NewMirror(o)
 		if err != nil {
 			s.startErr = err
@@ -513,6 +505,10 @@ func (s *shadowing) routeSources(rc *config.Route) []source {
 		return v.([]source)
 	}
 	src := compileSources(rc.Sources)
+	if s.cached.Add(1) > maxCachedRoutes { // many reloads: drop the old snapshots' routes
+		s.sources.Clear()
+		s.cached.Store(1)
+	}
 	s.sources.Store(rc, src)
 	return src
 }

@@ -24,11 +24,12 @@ func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger) (pro
 	n := cfg.Native
 	br, err := handlers.NewBedrockClient(ctx, handlers.BedrockOptions{
 		Region: n.AWSRegion, EndpointURL: n.BedrockEndpointURL, Timeout: n.BedrockTimeout, MaxAttempts: n.BedrockMaxAttempts,
+		MaxIdleConns: n.BedrockMaxIdleConns,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("native handlers: %w", err)
 	}
-	rc, err := handlers.NewRedisClient(n.RedisURL)
+	rc, err := handlers.NewRedis(handlers.RedisOptions{URL: n.RedisURL, PoolSize: n.RedisPoolSize, PoolTimeout: n.RedisPoolTimeout})
 	if err != nil {
 		return nil, nil, fmt.Errorf("native handlers: %w", err)
 	}

@@ -33,13 +33,19 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(stdout, cfg.Log.Level)
+	log, lw := newBufferedLogger(stdout, cfg.Log.Level)
+	defer lw.Close()
 	native, closeNative, err := buildNative(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeNative()
-	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log})
+	iso, closeIso, err := buildIsolatedNative(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeIso()
+	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,781 @@
+package proxy
+
+// The fault-injection suite: real Redis, the legacy app under gunicorn, the
+// Bedrock stub and the native handlers, behind a proxy on a real listener.
+// Each scenario injects a fault under bounded load and asserts that every
+// request got a deliberate answer, that nothing leaked (goroutines, client
+// connections, heap) and that the proxy recovered once the fault cleared
+// (breakers closed, traffic back on the configured split).
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/cutover/cutover/compat"
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/internal/bedrockstub"
+	"github.com/cutover/cutover/internal/testenv"
+)
+
+type faultEnv struct {
+	redis  *testenv.Redis
+	legacy *testenv.Legacy
+	stub   *bedrockstub.Server
+	ts     *testServer
+	c      *http.Client
+	yaml   string
+}
+
+func faultConfig(legacyURL string) string {
+	return `
+listen:
+  served_by_header: X-Cutover-Served-By
+  read_header_timeout: 500ms
+  body_read_timeout: 500ms
+shutdown:
+  drain_delay: 1ms
+  timeout: 5s
+admin:
+  token: admin-secret
+override:
+  enabled: true
+legacy:
+  url: ` + legacyURL + `
+  response_header_timeout: 1s
+legacy_breaker:
+  consecutive_failures: 5
+  open_timeout: 250ms
+stickiness: [header:X-User-Id]
+routes:
+  - name: health
+    path: /health
+    breaker: {consecutive_failures: 5, open_timeout: 250ms}
+  - name: models
+    path: /models
+    native_percent: 50
+    breaker: {consecutive_failures: 5, open_timeout: 250ms}
+  - name: chat
+    path: /chat
+    methods: [POST]
+    native_percent: 50
+    breaker: {consecutive_failures: 5, open_timeout: 250ms}
+  - name: chat_stream
+    path: /chat/stream
+    methods: [POST]
+    native_percent: 50
+    replayable: true
+    breaker: {consecutive_failures: 5, open_timeout: 250ms}
+  - name: get_conversation
+    path: /conversations/<conversation_id>
+    native_percent: 50
+    breaker: {consecutive_failures: 5, open_timeout: 250ms}
+  - name: delete_conversation
+    path: /conversations/<conversation_id>
+    methods: [DELETE]
+    breaker: {consecutive_failures: 5, open_timeout: 250ms}
+`
+}
+
+// startStub runs a Bedrock stub and returns it with its URL.
+func startStub(t *testing.T, opts bedrockstub.Options) (*bedrockstub.Server, string) {
+	t.Helper()
+	stub := bedrockstub.New(opts)
+	srv := httptest.NewServer(stub)
+	t.Cleanup(func() {
+		stub.Close()
+		srv.Close()
+	})
+	return stub, srv.URL
+}
+
+// newNative builds the real native handlers against a stub and Redis.
+func newNative(t *testing.T, stubURL, redisURL string) *handlers.App {
+	t.Helper()
+	br, err := handlers.NewBedrockClient(context.Background(), handlers.BedrockOptions{
+		EndpointURL: stubURL, Timeout: time.Second, MaxAttempts: 2,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := handlers.NewRedisClient(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Close() })
+	app, err := handlers.New(handlers.Config{SecretKey: testenv.LegacySecretKey, BedrockTimeout: time.Second},
+		handlers.Deps{Bedrock: br, Store: rc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+func startFaultEnv(t *testing.T) *faultEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("fault suite runs real processes")
+	}
+	e := &faultEnv{c: newClient(t)}
+	e.redis = testenv.StartRedis(t)
+	var stubURL string
+	e.stub, stubURL = startStub(t, bedrockstub.Options{})
+	e.legacy = testenv.StartLegacy(t, map[string]string{
+		"REDIS_URL": e.redis.URL(), "BEDROCK_ENDPOINT_URL": stubURL,
+		"BEDROCK_TIMEOUT": "2", "BEDROCK_MAX_ATTEMPTS": "1", "GUNICORN_WORKERS": "4",
+	})
+	e.yaml = faultConfig(e.legacy.URL())
+	e.ts = startServer(t, e.yaml, newNative(t, stubURL, e.redis.URL()))
+	return e
+}
+
+// outcome is what one client request got.
+type outcome struct {
+	status  int
+	served  string
+	header  http.Header
+	body    []byte
+	err     error // transport error: the connection broke
+	request string
+	user    string
+}
+
+// load sends n requests from conc workers; gen builds request i.
+func (e *faultEnv) load(t *testing.T, n, conc int, gen func(i int) (*http.Request, string), progress *atomic.Int64) []outcome {
+	t.Helper()
+	out := make([]outcome, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				req, user := gen(i)
+				o := outcome{request: req.Method + " " + req.URL.Path, user: user}
+				resp, err := e.c.Do(req)
+				if err == nil {
+					o.status, o.header, o.served = resp.StatusCode, resp.Header, resp.Header.Get("X-Cutover-Served-By")
+					o.body, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				o.err = err
+				out[i] = o
+				if progress != nil {
+					progress.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// mixed is the usual traffic: health, models, chat and conversation reads,
+// from 40 sticky users.
+func (e *faultEnv) mixed(i int) (*http.Request, string) {
+	user := "u" + strconv.Itoa(i%40)
+	var req *http.Request
+	switch i % 5 {
+	case 4:
+		req, _ = http.NewRequest("POST", e.ts.URL+"/chat/stream", strings.NewReader(`{"message":"stream `+strconv.Itoa(i)+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+	case 0:
+		req, _ = http.NewRequest("GET", e.ts.URL+"/health", nil)
+	case 1:
+		req, _ = http.NewRequest("GET", e.ts.URL+"/models", nil)
+	case 2:
+		req, _ = http.NewRequest("POST", e.ts.URL+"/chat", strings.NewReader(`{"message":"hello `+strconv.Itoa(i)+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+	case 3:
+		req, _ = http.NewRequest("GET", e.ts.URL+"/conversations/missing-"+strconv.Itoa(i), nil)
+	}
+	req.Header.Set("X-User-Id", user)
+	return req, user
+}
+
+// healthyStatus is the status a mixed request gets when nothing fails.
+func healthyStatus(o outcome) bool {
+	switch {
+	case strings.HasPrefix(o.request, "GET /conversations/"):
+		return o.status == 404
+	case o.request == "POST /chat/stream":
+		return o.status == 200 && strings.Contains(string(o.body), "event: done\n")
+	}
+	return o.status == 200
+}
+
+// deliberate checks that an outcome during a fault is one of the answers
+// the fault suite documents (docs/faults.md).
+func deliberate(o outcome) error {
+	if o.err != nil {
+		return fmt.Errorf("%s: connection broke: %v", o.request, o.err)
+	}
+	switch {
+	case healthyStatus(o):
+		return nil
+	case o.status == 503 && o.header.Get("Retry-After") != "" && string(o.body) == string(compat.ErrorPage(503, compat.DefaultDescription(503))):
+		return nil // breakers open, no backend
+	case o.status == 502 && string(o.body) == string(compat.ErrorPage(502, compat.DefaultDescription(502))):
+		return nil // legacy unreachable
+	case o.status == 504 && string(o.body) == string(compat.ErrorPage(504, compat.DefaultDescription(504))):
+		return nil // legacy timed out
+	case o.status == 503 && strings.Contains(string(o.body), `"code":"store_unavailable"`):
+		return nil // Redis down, either backend
+	case o.status == 502 && strings.Contains(string(o.body), `"code":"bedrock_error"`):
+		return nil // the model failed, either backend
+	}
+	return fmt.Errorf("%s: undocumented answer %d served by %q: %.200s", o.request, o.status, o.served, o.body)
+}
+
+// wantBackend is the backend the configured split sends user to on route.
+func (e *faultEnv) wantBackend(route, user string) string {
+	rc := e.ts.Router.Config().Route(route)
+	if Bucket(Seed(rc.Salt), user) < rc.Share {
+		return "native"
+	}
+	return "legacy"
+}
+
+// assertSplit checks that healthy traffic is answered as configured: every
+// request healthy and served by the backend its sticky bucket selects.
+func (e *faultEnv) assertSplit(t *testing.T, outs []outcome) {
+	t.Helper()
+	routes := map[string]string{"GET /health": "health", "GET /models": "models", "POST /chat": "chat", "POST /chat/stream": "chat_stream"}
+	native := 0
+	for _, o := range outs {
+		if o.err != nil || !healthyStatus(o) {
+			t.Errorf("after recovery: %s got %d %v: %.200s", o.request, o.status, o.err, o.body)
+			continue
+		}
+		route := routes[o.request]
+		if strings.HasPrefix(o.request, "GET /conversations/") {
+			route = "get_conversation"
+		}
+		if want := e.wantBackend(route, o.user); o.served != want {
+			t.Errorf("after recovery: %s for %s served by %s, the split says %s", o.request, o.user, o.served, want)
+		}
+		if o.served == "native" {
+			native++
+		}
+	}
+	if native == 0 || native == len(outs) {
+		t.Errorf("after recovery %d of %d requests native: the split is not in force", native, len(outs))
+	}
+}
+
+// waitRecovered sends healthy traffic until every breaker is closed.
+func (e *faultEnv) waitRecovered(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		outs := e.load(t, 40, 4, e.mixed, nil)
+		allClosed := true
+		for _, r := range e.ts.Router.Config().Routes {
+			st := e.ts.Breakers.Status(r.Name)
+			for _, b := range []*BreakerStatus{st.Legacy, st.Native, st.LegacyWide} {
+				if b != nil && b.State != "closed" {
+					allClosed = false
+				}
+			}
+		}
+		healthy := true
+		for _, o := range outs {
+			if o.err != nil || !healthyStatus(o) {
+				healthy = false
+			}
+		}
+		if allClosed && healthy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered after 15s: breakers closed %v, healthy %v", allClosed, healthy)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// baseline is the resource use before a scenario.
+type baseline struct {
+	goroutines int
+	heap       uint64
+}
+
+func takeBaseline() baseline {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return baseline{goroutines: runtime.NumGoroutine(), heap: ms.HeapInuse}
+}
+
+// assertNoLeak checks, once the scenario's clients are gone, that the
+// proxy holds no client connection, that goroutines are back near the
+// baseline (pooled backend connections may differ by a few) and that the
+// heap did not grow by more than 32 MiB.
+func (e *faultEnv) assertNoLeak(t *testing.T, b baseline) {
+	t.Helper()
+	e.c.CloseIdleConnections()
+	port := e.ts.TrafficAddr()[strings.LastIndexByte(e.ts.TrafficAddr(), ':')+1:]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conns := establishedTo(t, port)
+		g := runtime.NumGoroutine()
+		if conns == 0 && g <= b.goroutines+25 {
+			break
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("leak: %d client connections still open, %d goroutines (baseline %d)\n%s", conns, g, b.goroutines, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapInuse > b.heap+32<<20 {
+		t.Errorf("heap grew from %d to %d bytes", b.heap, ms.HeapInuse)
+	}
+}
+
+// establishedTo counts established TCP connections whose local port is port
+// (the server side of connections to it), from /proc/net/tcp.
+func establishedTo(t *testing.T, port string) int {
+	t.Helper()
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(":%04X", p)
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) > 3 && strings.HasSuffix(fields[1], want) && fields[3] == "01" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// flipper changes shares and reloads the config file while a fault runs;
+// stop restores the configured shares.
+type flipper struct {
+	stop func()
+}
+
+func (e *faultEnv) startFlipper(t *testing.T) *flipper {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	wg.Go(func() {
+		shares := []int{0, 5000, 10000, 2500}
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, err := e.ts.Router.SetShares(map[string]int{"models": shares[i%4], "chat": shares[(i+1)%4]},
+				Actor{Who: "fault-suite", Action: "set"}); err != nil {
+				errs.Add(1)
+			}
+			if i%3 == 0 {
+				if err := e.ts.Reload(); err != nil {
+					errs.Add(1)
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(30 * time.Millisecond):
+			}
+		}
+	})
+	return &flipper{stop: func() {
+		cancel()
+		wg.Wait()
+		if errs.Load() > 0 {
+			t.Errorf("%d share changes or reloads failed during the fault", errs.Load())
+		}
+		writeConfigAtomic(t, e.ts.File, e.yaml)
+		if err := e.ts.Reload(); err != nil {
+			t.Fatalf("restore config: %v", err)
+		}
+	}}
+}
+
+func checkAll(t *testing.T, outs []outcome) map[int]int {
+	t.Helper()
+	counts := map[int]int{}
+	for _, o := range outs {
+		counts[o.status]++
+		if err := deliberate(o); err != nil {
+			t.Error(err)
+		}
+	}
+	return counts
+}
+
+func metricSum(t *testing.T, c *http.Client, adminURL, prefix string) float64 {
+	t.Helper()
+	_, body := do(t, c, "GET", adminURL+"/metrics", "", nil)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			f, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			sum += f
+		}
+	}
+	return sum
+}
+
+func TestFaults(t *testing.T) {
+	e := startFaultEnv(t)
+	e.waitRecovered(t)
+
+	t.Run("legacy killed mid-load and restarted", func(t *testing.T) {
+		b := takeBaseline()
+		fl := e.startFlipper(t)
+		var progress atomic.Int64
+		done := make(chan []outcome)
+		go func() { done <- e.load(t, 240, 8, e.mixed, &progress) }()
+		waitFor(t, func() bool { return progress.Load() >= 40 })
+		e.legacy.Kill()
+		waitFor(t, func() bool { return progress.Load() >= 160 })
+		fl.stop()
+		var outs []outcome
+		restarted := make(chan error, 1)
+		go func() { restarted <- e.legacy.Start() }()
+		outs = <-done
+		if err := <-restarted; err != nil {
+			t.Fatal(err)
+		}
+		broken := 0
+		var rest []outcome
+		for _, o := range outs {
+			// A response cut when gunicorn died mid-body is aborted, never
+			// made to look complete; only requests in flight at the kill.
+			if o.err != nil && (errors.Is(o.err, io.ErrUnexpectedEOF) || strings.Contains(o.err.Error(), "EOF")) {
+				broken++
+				continue
+			}
+			rest = append(rest, o)
+		}
+		if broken > 8 {
+			t.Errorf("%d responses cut: more than the requests in flight at the kill", broken)
+		}
+		counts := checkAll(t, rest)
+		t.Logf("statuses while legacy was killed: %v (cut: %d)", counts, broken)
+		if counts[503]+counts[502] == 0 {
+			t.Error("no request saw legacy down: the kill did not happen under load")
+		}
+		if v := metricSum(t, e.c, e.ts.AdminURL, `cutover_fallbacks_total{reason="legacy_breaker_open"`); v == 0 {
+			t.Error("no request fell back to native while legacy was down")
+		}
+		e.waitRecovered(t)
+		e.assertSplit(t, e.load(t, 120, 8, e.mixed, nil))
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("legacy hanging past its timeout", func(t *testing.T) {
+		b := takeBaseline()
+		hang := func(i int) (*http.Request, string) {
+			req, _ := http.NewRequest("POST", e.ts.URL+"/chat", strings.NewReader(`{"message":"[[stub-fault:hang]] `+strconv.Itoa(i)+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Cutover-Backend", "legacy")
+			return req, ""
+		}
+		outs := e.load(t, 6, 6, hang, nil)
+		counts := checkAll(t, outs)
+		t.Logf("statuses of hanging requests: %v", counts)
+		if counts[504] == 0 {
+			t.Errorf("no 504 for a legacy hanging past response_header_timeout: %v", counts)
+		}
+		// The hung gunicorn workers give up on the stub after BEDROCK_TIMEOUT.
+		e.waitRecovered(t)
+		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("stub faults through native", func(t *testing.T) {
+		b := takeBaseline()
+		fl := e.startFlipper(t)
+		type call struct {
+			path, fault string
+			check       func(o outcome) error
+		}
+		// Once both of a route's breakers are open the answer is the 503
+		// page; a hang answered by legacy (which retries past
+		// response_header_timeout) is a 504 page.
+		jsonErr := func(status int, code string) func(o outcome) error {
+			return func(o outcome) error {
+				if o.err == nil && o.status == 503 && o.header.Get("Retry-After") != "" &&
+					string(o.body) == string(compat.ErrorPage(503, compat.DefaultDescription(503))) {
+					return nil
+				}
+				if code == "bedrock_error" && o.served == "legacy" && o.status == 504 &&
+					string(o.body) == string(compat.ErrorPage(504, compat.DefaultDescription(504))) {
+					return nil
+				}
+				if o.err != nil || o.status != status || !strings.Contains(string(o.body), `"code":"`+code+`"`) {
+					return fmt.Errorf("want %d %s, got %d %v %.200s", status, code, o.status, o.err, o.body)
+				}
+				return nil
+			}
+		}
+		calls := []call{
+			{"/chat", "throttle", func(o outcome) error {
+				if err := jsonErr(429, "throttled")(o); err != nil {
+					return err
+				}
+				if o.header.Get("Retry-After") != "1" {
+					return fmt.Errorf("429 without Retry-After: 1")
+				}
+				return nil
+			}},
+			{"/chat", "unavailable", jsonErr(502, "bedrock_error")},
+			{"/chat", "model-timeout", jsonErr(502, "bedrock_error")},
+			{"/chat", "hang", jsonErr(502, "bedrock_error")},
+			{"/chat/stream", "unavailable", jsonErr(502, "bedrock_error")},
+			{"/chat/stream", "stream-error", func(o outcome) error {
+				s := string(o.body)
+				if o.err != nil || o.status != 200 || strings.Count(s, "event: delta") != 3 ||
+					!strings.HasSuffix(s, "event: error\ndata: {\"error\": \"the model stream failed\", \"code\": \"bedrock_error\"}\n\n") {
+					return fmt.Errorf("stream-error: %d %v %q", o.status, o.err, s)
+				}
+				return nil
+			}},
+		}
+		gen := func(i int) (*http.Request, string) {
+			c := calls[i%len(calls)]
+			req, _ := http.NewRequest("POST", e.ts.URL+c.path, strings.NewReader(`{"message":"[[stub-fault:`+c.fault+`]] q`+strconv.Itoa(i)+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Cutover-Backend", "native")
+			return req, ""
+		}
+		outs := e.load(t, 6*len(calls), 6, gen, nil)
+		fl.stop()
+		for i, o := range outs {
+			if err := calls[i%len(calls)].check(o); err != nil {
+				t.Errorf("%s with %s (served by %s): %v", calls[i%len(calls)].path, calls[i%len(calls)].fault, o.served, err)
+			}
+		}
+		if st := e.ts.Breakers.Status("chat").Native; st == nil || st.State == "closed" && st.TotalFailures == 0 {
+			t.Errorf("native failures not counted on chat: %+v", st)
+		}
+		if v := metricSum(t, e.c, e.ts.AdminURL, `cutover_fallbacks_total{reason="native_5xx",route="chat_stream"}`); v == 0 {
+			t.Error("replayable chat_stream never fell back to legacy on a native 502")
+		}
+		e.waitRecovered(t)
+		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("redis stopped and restarted", func(t *testing.T) {
+		b := takeBaseline()
+		fl := e.startFlipper(t)
+		e.redis.Stop()
+		outs := e.load(t, 160, 8, e.mixed, nil)
+		fl.stop()
+		counts := checkAll(t, outs)
+		t.Logf("statuses while Redis was down: %v", counts)
+		if counts[503] == 0 {
+			t.Error("no 503 while Redis was down")
+		}
+		if err := e.redis.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitRecovered(t)
+		e.assertSplit(t, e.load(t, 120, 8, e.mixed, nil))
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("slow clients and slowloris", func(t *testing.T) {
+		b := takeBaseline()
+		addr := e.ts.TrafficAddr()
+		// Headers dribbled past read_header_timeout: the connection is closed
+		// without a request reaching a backend.
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, "GET /health HTTP/1.1\r\nHost: x\r\n")
+		closed := make(chan error, 1)
+		go func() {
+			_, err := io.ReadAll(conn)
+			closed <- err
+		}()
+		func() {
+			for range 30 {
+				select {
+				case <-closed:
+					return
+				case <-time.After(100 * time.Millisecond):
+					_, _ = io.WriteString(conn, "X-Slow: 1\r\n")
+				}
+			}
+			t.Error("a header slowloris kept its connection for 3s (read_header_timeout 500ms)")
+		}()
+		conn.Close()
+		// A body dribbled past body_read_timeout: 408 on the legacy path,
+		// the native handlers' own 400 on the native path; the connection ends.
+		for _, backend := range []string{"legacy", "native"} {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(conn, "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Cutover-Backend: "+backend+
+				"\r\nContent-Length: 100\r\n\r\n{\"message\":")
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("%s: slow body: no answer: %v", backend, err)
+			}
+			resp.Body.Close()
+			if want := map[string]int{"legacy": 408, "native": 400}[backend]; resp.StatusCode != want {
+				t.Errorf("%s: slow body answered %d, want %d", backend, resp.StatusCode, want)
+			}
+			conn.Close()
+		}
+		// A client reading its response slowly still gets all of it.
+		conn, err = net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(conn, "GET /models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		var got []byte
+		buf := make([]byte, 16)
+		for {
+			n, err := conn.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		conn.Close()
+		if !strings.HasPrefix(string(got), "HTTP/1.1 200 OK") || !strings.Contains(string(got), `"default"`) {
+			t.Errorf("slow reader got %q", got)
+		}
+		e.waitRecovered(t)
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("oversized bodies", func(t *testing.T) {
+		b := takeBaseline()
+		big := `{"message":"` + strings.Repeat("x", 2<<20) + `"}`
+		want413 := string(compat.ErrorPage(413, compat.DefaultDescription(413)))
+		for _, backend := range []string{"legacy", "native"} {
+			resp, body := do(t, e.c, "POST", e.ts.URL+"/chat", big, map[string]string{"Content-Type": "application/json", "X-Cutover-Backend": backend})
+			if resp.StatusCode != 413 || string(body) != want413 {
+				t.Errorf("%s: 2 MiB body: %d %.200s", backend, resp.StatusCode, body)
+			}
+		}
+		e.waitRecovered(t)
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("malformed HTTP and absurd headers", func(t *testing.T) {
+		b := takeBaseline()
+		addr := e.ts.TrafficAddr()
+		tests := []struct {
+			name string
+			give string
+			want string // status line prefix
+		}{
+			{"garbage request line", "HELLO\r\n\r\n", "HTTP/1.1 400"},
+			{"header without colon", "GET /health HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", "HTTP/1.1 400"},
+			{"space in header name", "GET /health HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", "HTTP/1.1 400"},
+			{"NUL in header value", "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "HTTP/1.1 400"},
+			{"CTL in header name", "GET /health HTTP/1.1\r\nHost: x\r\nX\x01A: b\r\n\r\n", "HTTP/1.1 400"},
+			// Folded into one value, as gunicorn does too.
+			{"obsolete line folding", "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"},
+			{"2 MiB header", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", "HTTP/1.1 431"},
+			{"20000 headers", "GET /health HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-H: v\r\n", 200000) + "\r\n", "HTTP/1.1 431"},
+			{"2 MiB URL", "GET /" + strings.Repeat("a", 2<<20) + " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 431"},
+			{"unknown HTTP version", "GET /health HTTP/9.9\r\nHost: x\r\n\r\n", "HTTP/1.1 505"},
+			{"missing Host", "GET /health HTTP/1.1\r\n\r\n", "HTTP/1.1 400"},
+			{"bad Content-Length", "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello", "HTTP/1.1 400"},
+		}
+		for _, tt := range tests {
+			got, err := rawExchange(addr, tt.give)
+			if !strings.HasPrefix(got, tt.want) {
+				t.Errorf("%s: got %.80q (%v), want %q", tt.name, got, err, tt.want)
+			}
+		}
+		resp, _ := do(t, e.c, "GET", e.ts.URL+"/health", "", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("proxy not serving after malformed requests: %d", resp.StatusCode)
+		}
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("client disconnecting mid-stream", func(t *testing.T) {
+		b := takeBaseline()
+		// Its own stub streams slowly, so the stream is surely in progress.
+		slow, slowURL := startStub(t, bedrockstub.Options{TokensPerSecond: 20})
+		ts := startServer(t, faultConfig(e.legacy.URL()), newNative(t, slowURL, e.redis.URL()))
+		for range 3 {
+			conn, err := net.Dial("tcp", ts.TrafficAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := `{"message":"tell me a long story"}`
+			fmt.Fprintf(conn, "POST /chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Cutover-Backend: native\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(resp.Body).ReadString('\n')
+			if err != nil || line != "event: delta\n" {
+				t.Fatalf("stream start %q %v", line, err)
+			}
+			if slow.InFlight() == 0 {
+				t.Fatal("the model call is not in flight mid-stream")
+			}
+			conn.Close()
+		}
+		waitFor(t, func() bool { return slow.InFlight() == 0 })
+		ts.stop(t)
+		e.assertNoLeak(t, b)
+	})
+}
+
+// rawExchange writes req on a new connection and returns what comes back
+// until the server closes it (or 5s pass).
+func rawExchange(addr, req string) (string, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() { _, _ = io.WriteString(conn, req) }()
+	b, err := io.ReadAll(conn)
+	return string(b), err
+}
+
+var _ = config.MaxShare
+var _ = filepath.Join
