@@ -7,7 +7,7 @@
 # markers in 2% of the chats. Prints and writes bench/tmp/soak/summary.json;
 # exits 1 on any unintended error or if the proxy's memory grew.
 #
-#   SOAK_DURATION=3m SOAK_CONC=16 SOAK_PERIOD=45s SOAK_FAULT=8s bench/soak.sh
+#   SOAK_DURATION=3m SOAK_CONC=16 SOAK_PERIOD=90s SOAK_FAULT=8s bench/soak.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,6 +32,6 @@ command -v redis-server >/dev/null || { echo "soak: redis-server is missing" >&2
 go build -o bin/ ./cmd/...
 go build -o bench/tmp/bin/soak ./bench/soak
 bench/tmp/bin/soak -root "$root" -duration "${SOAK_DURATION:-5m}" -conc "${SOAK_CONC:-16}" \
-  -period "${SOAK_PERIOD:-45s}" -fault "${SOAK_FAULT:-8s}" -out bench/tmp/soak &
+  -period "${SOAK_PERIOD:-90s}" -fault "${SOAK_FAULT:-8s}" -out bench/tmp/soak &
 soak_pid=$!
 wait "$soak_pid"

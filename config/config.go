@@ -83,10 +83,10 @@ type Listen struct {
 	// (uploads are bounded by the backends' own limits).
 	ReadTimeout time.Duration `mapstructure:"read_timeout" json:"read_timeout"`
 	// BodyReadTimeout bounds the time a client may take to send a request
-	// body (slowloris uploads); past it the request fails with 408 and the
-	// connection is closed. Unlike ReadTimeout it stops counting once the
-	// body is read, so it never cuts a long streamed response. Zero means
-	// 60s; negative means no limit.
+	// body, counted from the end of its headers (slowloris uploads); past it
+	// the request fails with 408 (Werkzeug's page) and the connection is
+	// closed. It stops counting once the body is read, so it never cuts a
+	// long streamed response. Zero means 60s; negative means no limit.
 	BodyReadTimeout time.Duration `mapstructure:"body_read_timeout" json:"body_read_timeout"`
 	// IdleTimeout is how long an idle keep-alive connection is kept. It must
 	// exceed the ALB's idle timeout (60s), or the ALB reuses connections the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -147,7 +148,10 @@ func (t *readTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
 	// One timer per body, re-armed around each Read: an event stream is read
 	// in many small pieces, and a timer per Read was a tenth of the
 	// allocations of /chat/stream.
-	b.timer = time.AfterFunc(t.d, b.expire)
+	// Created unarmed in effect (it cannot fire before the first Read arms
+	// it, however late that is), and never replaced, so Close may stop it
+	// from another goroutine.
+	b.timer = time.AfterFunc(math.MaxInt64, b.expire)
 	b.timer.Stop()
 	resp.Body = b
 	return resp, nil

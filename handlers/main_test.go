@@ -63,6 +63,9 @@ type harnessOpts struct {
 	redis  *testenv.Redis // nil means sharedRedis
 	wrap   func(Bedrock) Bedrock
 	dryRun bool
+	// pool, when set, gives the App its own Redis client with these pool
+	// options (URL filled in); the harness's rdb stays a separate client.
+	pool *RedisOptions
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -97,13 +100,24 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.wrap != nil {
 		br = o.wrap(rec)
 	}
+	var store Store = rdb
+	if o.pool != nil {
+		po := *o.pool
+		po.URL = rs.URL()
+		own, err := NewRedis(po)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = own.Close() })
+		store = own
+	}
 	cfg := o.cfg
 	if cfg.SecretKey == "" {
 		cfg.SecretKey = testenv.LegacySecretKey
 	}
 	app, err := New(cfg, Deps{
 		Bedrock: br,
-		Store:   rdb,
+		Store:   store,
 		Now:     FixedClock(testClock),
 		NewID:   HashedID,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),

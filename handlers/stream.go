@@ -135,6 +135,39 @@ func (st *streamState) handleChunk(payload []byte) ([]byte, error) {
 	return nil, nil
 }
 
+// startStream makes the streaming call on a goroutine of its own and waits
+// for it. The SDK's call chain is about ninety frames deep (some 20 KiB of
+// stack): made on the handler's goroutine, it would grow that stack to
+// 32 KiB, which the goroutine then keeps while it relays the stream for
+// seconds or minutes (the runtime only halves a stack, at a GC, once three
+// quarters of it are unused). The call's goroutine ends as soon as the
+// response starts, so its deep stack is used again by the next call instead
+// of being held by every open stream. A panic in the call is re-raised on
+// the handler's goroutine, where the App's recoverer handles it.
+func startStream(ctx context.Context, b StreamInvoker, in *bedrockruntime.InvokeModelWithResponseStreamInput) (*bedrockruntime.InvokeModelWithResponseStreamOutput, error) {
+	type result struct {
+		out   *bedrockruntime.InvokeModelWithResponseStreamOutput
+		err   error
+		panic any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r.panic = p
+			}
+			done <- r
+		}()
+		r.out, r.err = b.InvokeModelWithResponseStream(ctx, in)
+	}()
+	r := <-done
+	if r.panic != nil {
+		panic(r.panic)
+	}
+	return r.out, r.err
+}
+
 // chatStream is POST /chat/stream: the answer as server-sent events, each
 // delta flushed as Bedrock sends it. A client that goes away cancels the
 // Bedrock call (the request context) and nothing is saved.
@@ -151,7 +184,7 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 	idle := time.AfterFunc(a.cfg.BedrockTimeout, cancel)
 	defer idle.Stop()
 
-	out, err := a.bedrock.InvokeModelWithResponseStream(callCtx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+	out, err := startStream(callCtx, a.bedrock, &bedrockruntime.InvokeModelWithResponseStreamInput{
 		ModelId:     aws.String(req.model),
 		Body:        payload,
 		ContentType: aws.String("application/json"),

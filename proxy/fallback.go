@@ -123,10 +123,10 @@ func (f *Fallback) nativeOnly(w http.ResponseWriter, r *http.Request, d *Decisio
 	}
 	timeout := nativeTimeout(d)
 	a := f.attempt(w, r, d, timeout > 0, timeout)
+	defer a.release()
 	done(a.outcome(r, nb))
 	f.afterTrip(nb, d)
 	a.answer(w, d)
-	a.release()
 }
 
 // native serves a request decided for native, falling back to legacy.

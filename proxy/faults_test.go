@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,12 +38,13 @@ import (
 )
 
 type faultEnv struct {
-	redis  *testenv.Redis
-	legacy *testenv.Legacy
-	stub   *bedrockstub.Server
-	ts     *testServer
-	c      *http.Client
-	yaml   string
+	redis   *testenv.Redis
+	legacy  *testenv.Legacy
+	stub    *bedrockstub.Server
+	stubURL string
+	ts      *testServer
+	c       *http.Client
+	yaml    string
 }
 
 func faultConfig(legacyURL string) string {
@@ -136,8 +139,8 @@ func startFaultEnv(t *testing.T) *faultEnv {
 	}
 	e := &faultEnv{c: newClient(t)}
 	e.redis = testenv.StartRedis(t)
-	var stubURL string
-	e.stub, stubURL = startStub(t, bedrockstub.Options{})
+	e.stub, e.stubURL = startStub(t, bedrockstub.Options{})
+	stubURL := e.stubURL
 	e.legacy = testenv.StartLegacy(t, map[string]string{
 		"REDIS_URL": e.redis.URL(), "BEDROCK_ENDPOINT_URL": stubURL,
 		"BEDROCK_TIMEOUT": "2", "BEDROCK_MAX_ATTEMPTS": "1", "GUNICORN_WORKERS": "4",
@@ -515,6 +518,56 @@ func TestFaults(t *testing.T) {
 		// The hung gunicorn workers give up on the stub after BEDROCK_TIMEOUT.
 		e.waitRecovered(t)
 		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b)
+	})
+
+	t.Run("legacy returning 500s", func(t *testing.T) {
+		b := takeBaseline()
+		// The real legacy app behind a switch that makes it answer 500.
+		target, _ := url.Parse(e.legacy.URL())
+		rp := httputil.NewSingleHostReverseProxy(target)
+		var failing atomic.Bool
+		front := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.WriteHeader(500)
+				_, _ = w.Write(compat.ErrorPage(500, compat.DefaultDescription(500)))
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		e2 := *e
+		e2.yaml = faultConfig(front.URL)
+		e2.ts = startServer(t, e2.yaml, newNative(t, e.stubURL, e.redis.URL()))
+		failing.Store(true)
+		fl := e2.startFlipper(t)
+		outs := e2.load(t, 200, 8, e2.mixed, nil)
+		fl.stop()
+		counts := map[int]int{}
+		for _, o := range outs {
+			counts[o.status]++
+			if o.status == 500 && o.served == "legacy" && string(o.body) == string(compat.ErrorPage(500, compat.DefaultDescription(500))) {
+				continue // legacy's own answer, passed through until its breaker opens
+			}
+			if err := deliberate(o); err != nil {
+				t.Error(err)
+			}
+		}
+		t.Logf("statuses while legacy answered 500: %v", counts)
+		if v := metricSum(t, e2.c, e2.ts.AdminURL, `cutover_fallbacks_total{reason="legacy_breaker_open"`); v == 0 {
+			t.Error("no request went native while legacy's breakers were open")
+		}
+		// Each route passes consecutive_failures (5) 500s before its legacy
+		// breaker opens, then one per half-open probe.
+		probes := metricSum(t, e2.c, e2.ts.AdminURL, `cutover_breaker_transitions_total{backend="legacy",from="open"`)
+		if counts[500] == 0 || float64(counts[500]) > 5*5+probes {
+			t.Errorf("%d legacy 500s passed through: want some, at most 5 per route plus %v probes", counts[500], probes)
+		}
+		failing.Store(false)
+		e2.waitRecovered(t)
+		e2.assertSplit(t, e2.load(t, 100, 8, e2.mixed, nil))
+		e2.ts.stop(t)
+		front.CloseClientConnections()
 		e.assertNoLeak(t, b)
 	})
 

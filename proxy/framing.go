@@ -315,12 +315,12 @@ var ErrClientTimeout = errors.New("client too slow sending the request body")
 
 // limitBodyRead bounds the time the client may take to send r's body: the
 // connection's read deadline is set to now+timeout and cleared once the body
-// has been read to its end, so a long streamed response is never cut (which
-// http.Server.ReadTimeout would do: its deadline also stops the
-// connection's background read, cancelling the request context). Reads past
+// has been read to its end (net/http clears it too when it starts its
+// background read), so a long streamed response is never cut. Reads past
 // the deadline fail with ErrClientTimeout, and the returned request (whose
-// context net/http cancels on that read error) remembers it, so the error
-// maps to 408 rather than to a client that went away.
+// context net/http cancels on that read error, which alone would look like
+// a client that went away and get no answer) remembers it, so the failure
+// maps to 408.
 func limitBodyRead(w http.ResponseWriter, r *http.Request, timeout time.Duration) *http.Request {
 	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return r

@@ -166,8 +166,14 @@ func TestBodyReadTimeout(t *testing.T) {
 		}
 	}))
 	ts2 := startServer(t, strings.Replace(baseConfig(slow.URL), "listen:\n", "listen:\n  body_read_timeout: 200ms\n", 1), nil)
-	resp, body := do(t, newClient(t), "POST", ts2.URL+"/chat/stream", `{"message":"hi"}`, nil)
-	if resp.StatusCode != 200 || strings.Count(string(body), "data: x") != 5 {
-		t.Fatalf("long stream after the body: %d %q", resp.StatusCode, body)
+	req, _ := http.NewRequest("POST", ts2.URL+"/chat/stream", strings.NewReader(`{"message":"hi"}`))
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || strings.Count(string(body), "data: x") != 5 {
+		t.Fatalf("long stream after the body: %d %v %q\n%s", resp.StatusCode, err, body, ts2.Logs.String())
 	}
 }

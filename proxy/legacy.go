@@ -131,9 +131,9 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL, rewriteHost bool) {
 	// stand; set them only when nobody in front did.
 	if _, ok := in.Header["X-Forwarded-Proto"]; !ok {
 		if in.TLS != nil {
-			out.Header["X-Forwarded-Proto"] = []string{"https"}
+			out.Header["X-Forwarded-Proto"] = protoHTTPS
 		} else {
-			out.Header["X-Forwarded-Proto"] = []string{"http"}
+			out.Header["X-Forwarded-Proto"] = protoHTTP
 		}
 	}
 	if _, ok := in.Header["X-Forwarded-Port"]; !ok {
@@ -144,6 +144,13 @@ func rewrite(pr *httputil.ProxyRequest, target *url.URL, rewriteHost bool) {
 		}
 	}
 }
+
+// X-Forwarded-Proto values, shared by every request: header value slices
+// are only read once set (Header.Add appends to a copy when cap is full).
+var (
+	protoHTTP  = []string{"http"}[:1:1]
+	protoHTTPS = []string{"https"}[:1:1]
+)
 
 // portValues caches X-Forwarded-Port values: a process listens on few ports,
 // and the shared slices are only read.

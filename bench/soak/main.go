@@ -60,7 +60,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin", "folder holding cutover and bedrock-stub")
 	flag.StringVar(&o.out, "out", "bench/tmp/soak", "results folder")
 	flag.DurationVar(&o.duration, "duration", 3*time.Minute, "load duration")
-	flag.DurationVar(&o.period, "period", 45*time.Second, "fault schedule period (a third each: legacy kill, Redis stop, share flips)")
+	flag.DurationVar(&o.period, "period", 90*time.Second, "fault schedule period (a third each: legacy kill, Redis stop, share flips)")
 	flag.DurationVar(&o.fault, "fault", 8*time.Second, "how long each fault lasts")
 	flag.DurationVar(&o.grace, "grace", 4*time.Second, "degraded answers still expected this long after a fault cleared")
 	flag.IntVar(&o.conc, "conc", 16, "concurrent clients")
@@ -85,24 +85,27 @@ func main() {
 
 // Summary is the soak's result.
 type Summary struct {
-	Duration       string             `json:"duration"`
-	Requests       int64              `json:"requests"`
-	Outcomes       map[string]int64   `json:"outcomes"`
-	ByStatus       map[string]int64   `json:"by_status"`
-	Unintended     []string           `json:"unintended_samples,omitempty"`
-	Faults         []string           `json:"faults"`
-	Fallbacks      map[string]float64 `json:"fallbacks"`
-	Transitions    map[string]float64 `json:"breaker_transitions"`
-	Rejected503    float64            `json:"rejected_503"`
-	RSSKiB         []int64            `json:"proxy_rss_kib_every_5s"`
-	RSSEarlyKiB    int64              `json:"proxy_rss_early_avg_kib"`
-	RSSLateKiB     int64              `json:"proxy_rss_late_avg_kib"`
-	RSSGrowth      float64            `json:"proxy_rss_growth"`
-	Goroutines     []float64          `json:"proxy_goroutines_every_5s"`
-	ConnsAfter     int                `json:"client_conns_open_after"`
-	ThroughputRPS  float64            `json:"throughput_rps"`
-	MemoryFlat     bool               `json:"memory_flat"`
-	ZeroUnintended bool               `json:"zero_unintended"`
+	Duration string           `json:"duration"`
+	Requests int64            `json:"requests"`
+	Outcomes map[string]int64 `json:"outcomes"`
+	// ByPhase splits the outcomes into requests that overlapped a fault
+	// window (plus grace) and steady-state ones.
+	ByPhase        map[string]map[string]int64 `json:"by_phase"`
+	ByStatus       map[string]int64            `json:"by_status"`
+	Unintended     []string                    `json:"unintended_samples,omitempty"`
+	Faults         []string                    `json:"faults"`
+	Fallbacks      map[string]float64          `json:"fallbacks"`
+	Transitions    map[string]float64          `json:"breaker_transitions"`
+	Rejected503    float64                     `json:"rejected_503"`
+	RSSKiB         []int64                     `json:"proxy_rss_kib_every_5s"`
+	RSSEarlyKiB    int64                       `json:"proxy_rss_early_avg_kib"`
+	RSSLateKiB     int64                       `json:"proxy_rss_late_avg_kib"`
+	RSSGrowth      float64                     `json:"proxy_rss_growth"`
+	Goroutines     []float64                   `json:"proxy_goroutines_every_5s"`
+	ConnsAfter     int                         `json:"client_conns_open_after"`
+	ThroughputRPS  float64                     `json:"throughput_rps"`
+	MemoryFlat     bool                        `json:"memory_flat"`
+	ZeroUnintended bool                        `json:"zero_unintended"`
 }
 
 type stack struct {
@@ -297,15 +300,24 @@ func (w *window) during(start, end time.Time, grace time.Duration) bool {
 type tally struct {
 	mu         sync.Mutex
 	outcomes   map[string]int64
+	phases     map[string]map[string]int64
 	statuses   map[string]int64
 	unintended []string
 	total      atomic.Int64
 }
 
-func (t *tally) add(class, status, sample string) {
+func (t *tally) add(class, status, sample string, inWindow bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.outcomes[class]++
+	phase := "steady"
+	if inWindow {
+		phase = "fault_window"
+	}
+	if t.phases[phase] == nil {
+		t.phases[phase] = map[string]int64{}
+	}
+	t.phases[phase][class]++
 	t.statuses[status]++
 	if class == "unintended" && len(t.unintended) < 20 {
 		t.unintended = append(t.unintended, sample)
@@ -319,7 +331,7 @@ func (s *stack) soak(ctx context.Context) (*Summary, error) {
 	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
 	defer tr.CloseIdleConnections()
 	w := &window{}
-	t := &tally{outcomes: map[string]int64{}, statuses: map[string]int64{}}
+	t := &tally{outcomes: map[string]int64{}, phases: map[string]map[string]int64{}, statuses: map[string]int64{}}
 	lctx, cancel := context.WithTimeout(ctx, s.o.duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -354,7 +366,7 @@ func (s *stack) soak(ctx context.Context) (*Summary, error) {
 	tr.CloseIdleConnections()
 	time.Sleep(500 * time.Millisecond)
 	sum := &Summary{
-		Duration: elapsed.Round(time.Second).String(), Requests: t.total.Load(), Outcomes: t.outcomes, ByStatus: t.statuses,
+		Duration: elapsed.Round(time.Second).String(), Requests: t.total.Load(), Outcomes: t.outcomes, ByPhase: t.phases, ByStatus: t.statuses,
 		Unintended: t.unintended, Faults: w.log, RSSKiB: rss, Goroutines: gor,
 		ThroughputRPS: float64(t.total.Load()) / elapsed.Seconds(),
 		Fallbacks:     metricsBy(client, admin, "cutover_fallbacks_total", "reason"),
@@ -500,8 +512,8 @@ func (s *stack) one(client *http.Client, base string, c int, i int64, w *window,
 	}
 	t.total.Add(1)
 	class := classify(req, resp, body, err, kind, marker)
+	inWindow := w.during(start, time.Now(), s.o.grace)
 	if class == "degraded" || class == "unintended" {
-		inWindow := w.during(start, time.Now(), s.o.grace)
 		switch {
 		case class == "degraded" && inWindow:
 		case inWindow && (status == "cut" || status == "conn_error"):
@@ -511,7 +523,7 @@ func (s *stack) one(client *http.Client, base string, c int, i int64, w *window,
 		}
 	}
 	sample := fmt.Sprintf("%s %s marker=%q -> %s %v %.160s", req.Method, req.URL.Path, marker, status, err, body)
-	t.add(class, status, sample)
+	t.add(class, status, sample, inWindow)
 }
 
 func page(code int, body []byte) bool {
