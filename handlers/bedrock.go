@@ -104,6 +104,11 @@ func NewBedrockClient(ctx context.Context, o BedrockOptions) (*bedrockruntime.Cl
 	// event (a few hundred bytes) or a signed request's header needs.
 	transport.ReadBufferSize = 1 << 10
 	transport.WriteBufferSize = 2 << 10
+	// HTTP/1.1 as botocore speaks it: one connection per call in flight, so
+	// a slow stream never shares a flow-control window or a connection's
+	// stream limit with others (DefaultTransport would try HTTP/2 on TLS).
+	transport.Protocols = new(http.Protocols)
+	transport.Protocols.SetHTTP1(true)
 	httpClient := bedrockhttp.Client(&http.Client{Transport: &readTimeout{next: transport, d: o.Timeout}})
 
 	optFns := []func(*bedrockruntime.Options){func(bo *bedrockruntime.Options) {
@@ -144,15 +149,11 @@ func (t *readTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, err
 	}
-	b := &timedBody{rc: resp.Body, d: t.d}
-	// One timer per body, re-armed around each Read: an event stream is read
-	// in many small pieces, and a timer per Read was a tenth of the
-	// allocations of /chat/stream.
-	// Created unarmed in effect (it cannot fire before the first Read arms
-	// it, however late that is), and never replaced, so Close may stop it
-	// from another goroutine.
-	b.timer = time.AfterFunc(math.MaxInt64, b.expire)
-	b.timer.Stop()
+	b := &timedBody{rc: resp.Body, d: t.d, base: time.Now()}
+	b.reading.Store(notReading)
+	// Armed only once b.timer is set, so check never sees it nil.
+	b.timer = time.AfterFunc(math.MaxInt64, b.check)
+	b.timer.Reset(t.d)
 	resp.Body = b
 	return resp, nil
 }
@@ -167,29 +168,61 @@ func (t *readTimeout) CloseIdleConnections() {
 // errReadTimeout is a body read that waited longer than the read timeout.
 var errReadTimeout = errors.New("bedrock response read timed out")
 
+// notReading marks a timedBody with no Read in progress.
+const notReading = -1
+
+// timedBody fails a Read that waits longer than d by closing the body under
+// it. An event stream is read in many small pieces (four or so per event),
+// so a Read only notes when it started, and one timer per body looks at that
+// every d, or when the Read in progress would reach d: re-arming a timer
+// around each Read cost 3% of the CPU of /chat/stream, and a timer per Read
+// a tenth of its allocations.
 type timedBody struct {
 	rc       io.ReadCloser
 	d        time.Duration
-	timer    *time.Timer // set before the body is handed out, never replaced
+	base     time.Time    // monotonic origin of reading
+	reading  atomic.Int64 // when the Read in progress started, since base; notReading if none
+	done     atomic.Bool  // closed, or read to its end: the timer stays stopped
 	timedOut atomic.Bool
+	timer    *time.Timer // set before the body is handed out, never replaced
 }
 
-func (b *timedBody) expire() {
-	b.timedOut.Store(true)
-	_ = b.rc.Close()
+// check runs on the timer: it closes a body whose Read has waited d, and
+// otherwise re-arms for the moment the Read in progress (or one starting
+// now) would reach d.
+func (b *timedBody) check() {
+	if b.done.Load() {
+		return
+	}
+	next := b.d
+	if start := b.reading.Load(); start != notReading {
+		waited := time.Since(b.base) - time.Duration(start)
+		if waited >= b.d {
+			b.timedOut.Store(true)
+			_ = b.rc.Close()
+			return
+		}
+		next = b.d - waited
+	}
+	b.timer.Reset(next)
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
-	b.timer.Reset(b.d)
+	b.reading.Store(int64(time.Since(b.base)))
 	n, err := b.rc.Read(p)
-	b.timer.Stop()
-	if err != nil && b.timedOut.Load() {
-		err = fmt.Errorf("%w after %s: %w", errReadTimeout, b.d, err)
+	b.reading.Store(notReading)
+	if err != nil {
+		if b.timedOut.Load() {
+			err = fmt.Errorf("%w after %s: %w", errReadTimeout, b.d, err)
+		}
+		b.done.Store(true)
+		b.timer.Stop()
 	}
 	return n, err
 }
 
 func (b *timedBody) Close() error {
+	b.done.Store(true)
 	b.timer.Stop()
 	return b.rc.Close()
 }

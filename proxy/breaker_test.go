@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/compat"
+	"github.com/cutover/cutover/config"
 )
 
 // modeNative is a native app whose behaviour each request picks with the
@@ -491,4 +495,76 @@ func TestReplaySafe(t *testing.T) {
 			t.Errorf("replaySafe(%s) = %v", tt.give, got)
 		}
 	}
+}
+
+func TestBreakerSettings(t *testing.T) {
+	b := NewBreakers(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Run("failure ratio over min_requests", func(t *testing.T) {
+		br := b.newBreaker("r", Native, config.Breaker{ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 4,
+			Interval: time.Minute, OpenTimeout: time.Minute, HalfOpenRequests: 1}, false)
+		for i, fail := range []bool{false, true, false, true} {
+			if br.open() {
+				t.Fatalf("open after %d requests", i)
+			}
+			done, err := br.allow()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var outcome error
+			if fail {
+				outcome = statusError(503)
+			}
+			done(outcome)
+		}
+		if !br.open() {
+			t.Fatal("not open at a failure ratio of 0.5 over 4 requests")
+		}
+		if _, err := br.allow(); !errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("open breaker allowed a request: %v", err)
+		}
+	})
+	t.Run("half-open probes", func(t *testing.T) {
+		br := b.newBreaker("r2", Native, config.Breaker{ConsecutiveFailures: 1, Interval: time.Minute,
+			OpenTimeout: 30 * time.Millisecond, HalfOpenRequests: 2}, false)
+		done, _ := br.allow()
+		done(errTimeout)
+		if !br.open() {
+			t.Fatal("not open after one failure")
+		}
+		waitFor(t, func() bool { return br.cb.State().String() == "half-open" })
+		d1, err1 := br.allow()
+		d2, err2 := br.allow()
+		if _, err3 := br.allow(); err1 != nil || err2 != nil || !errors.Is(err3, ErrBreakerOpen) {
+			t.Fatalf("half-open admitted: %v %v, a third: %v", err1, err2, err3)
+		}
+		d1(nil)
+		if br.cb.State().String() != "half-open" {
+			t.Fatal("closed after one of two probes")
+		}
+		d2(nil)
+		if br.cb.State().String() != "closed" {
+			t.Fatal("not closed after two successful probes")
+		}
+	})
+	t.Run("client gone is not counted", func(t *testing.T) {
+		br := b.newBreaker("r3", Legacy, config.Breaker{ConsecutiveFailures: 1, Interval: time.Minute, OpenTimeout: time.Minute}, false)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
+		done, _ := br.allow()
+		done(br.outcome(r, 0, context.Canceled))
+		if br.open() || br.cb.Counts().TotalFailures != 0 {
+			t.Fatalf("a cancelled request counted: %+v", br.cb.Counts())
+		}
+	})
+	t.Run("legacy-wide counts transport errors only by default", func(t *testing.T) {
+		br := b.newBreaker(LegacyBreakerRoute, Legacy, config.Breaker{ConsecutiveFailures: 1}, true)
+		if br.failed(500) || br.failed(503) {
+			t.Fatal("the legacy-wide breaker counts 5xx by default")
+		}
+		br = b.newBreaker(LegacyBreakerRoute, Legacy, config.Breaker{FailureStatuses: []int{503}}, true)
+		if !br.failed(503) || br.failed(500) {
+			t.Fatal("failure_statuses not applied to the legacy-wide breaker")
+		}
+	})
 }

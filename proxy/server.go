@@ -55,7 +55,7 @@ type Server struct {
 	watcher  *config.Watcher
 	draining atomic.Bool
 	// transport is the legacy transport when New built it (nil when given).
-	transport *http.Transport
+	transport interface{ CloseIdleConnections() }
 	shadow    *shadowing
 }
 
@@ -66,11 +66,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	var transport *http.Transport
+	var transport interface{ CloseIdleConnections() }
 	rtp := opts.LegacyTransport
 	if rtp == nil {
-		transport = NewTransport(cfg.Legacy)
-		rtp = transport
+		ct := newConnTransport(NewTransport(cfg.Legacy), cfg.Legacy)
+		transport = ct.(interface{ CloseIdleConnections() })
+		rtp = ct
 	}
 	breakers := NewBreakers(log)
 	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: breakers.Transport(rtp), Logger: log})

@@ -90,22 +90,25 @@ type Summary struct {
 	Outcomes map[string]int64 `json:"outcomes"`
 	// ByPhase splits the outcomes into requests that overlapped a fault
 	// window (plus grace) and steady-state ones.
-	ByPhase        map[string]map[string]int64 `json:"by_phase"`
-	ByStatus       map[string]int64            `json:"by_status"`
-	Unintended     []string                    `json:"unintended_samples,omitempty"`
-	Faults         []string                    `json:"faults"`
-	Fallbacks      map[string]float64          `json:"fallbacks"`
-	Transitions    map[string]float64          `json:"breaker_transitions"`
-	Rejected503    float64                     `json:"rejected_503"`
-	RSSKiB         []int64                     `json:"proxy_rss_kib_every_5s"`
-	RSSEarlyKiB    int64                       `json:"proxy_rss_early_avg_kib"`
-	RSSLateKiB     int64                       `json:"proxy_rss_late_avg_kib"`
-	RSSGrowth      float64                     `json:"proxy_rss_growth"`
-	Goroutines     []float64                   `json:"proxy_goroutines_every_5s"`
-	ConnsAfter     int                         `json:"client_conns_open_after"`
-	ThroughputRPS  float64                     `json:"throughput_rps"`
-	MemoryFlat     bool                        `json:"memory_flat"`
-	ZeroUnintended bool                        `json:"zero_unintended"`
+	ByPhase     map[string]map[string]int64 `json:"by_phase"`
+	ByStatus    map[string]int64            `json:"by_status"`
+	Unintended  []string                    `json:"unintended_samples,omitempty"`
+	Faults      []string                    `json:"faults"`
+	Fallbacks   map[string]float64          `json:"fallbacks"`
+	Transitions map[string]float64          `json:"breaker_transitions"`
+	Rejected503 float64                     `json:"rejected_503"`
+	// BreakersNotClosed counts breakers not closed at the end (after the
+	// last fault cleared): 0 means every breaker recovered.
+	BreakersNotClosed float64   `json:"breakers_not_closed_at_end"`
+	RSSKiB            []int64   `json:"proxy_rss_kib_every_5s"`
+	RSSEarlyKiB       int64     `json:"proxy_rss_early_avg_kib"`
+	RSSLateKiB        int64     `json:"proxy_rss_late_avg_kib"`
+	RSSGrowth         float64   `json:"proxy_rss_growth"`
+	Goroutines        []float64 `json:"proxy_goroutines_every_5s"`
+	ConnsAfter        int       `json:"client_conns_open_after"`
+	ThroughputRPS     float64   `json:"throughput_rps"`
+	MemoryFlat        bool      `json:"memory_flat"`
+	ZeroUnintended    bool      `json:"zero_unintended"`
 }
 
 type stack struct {
@@ -368,11 +371,12 @@ func (s *stack) soak(ctx context.Context) (*Summary, error) {
 	sum := &Summary{
 		Duration: elapsed.Round(time.Second).String(), Requests: t.total.Load(), Outcomes: t.outcomes, ByPhase: t.phases, ByStatus: t.statuses,
 		Unintended: t.unintended, Faults: w.log, RSSKiB: rss, Goroutines: gor,
-		ThroughputRPS: float64(t.total.Load()) / elapsed.Seconds(),
-		Fallbacks:     metricsBy(client, admin, "cutover_fallbacks_total", "reason"),
-		Transitions:   metricsBy(client, admin, "cutover_breaker_transitions_total", "to"),
-		Rejected503:   metricSum(client, admin, "cutover_breaker_rejected_total"),
-		ConnsAfter:    harness.EstablishedConns(s.port),
+		ThroughputRPS:     float64(t.total.Load()) / elapsed.Seconds(),
+		Fallbacks:         metricsBy(client, admin, "cutover_fallbacks_total", "reason"),
+		Transitions:       metricsBy(client, admin, "cutover_breaker_transitions_total", "to"),
+		Rejected503:       metricSum(client, admin, "cutover_breaker_rejected_total"),
+		ConnsAfter:        harness.EstablishedConns(s.port),
+		BreakersNotClosed: notClosed(client, admin),
 	}
 	if n := len(rss); n >= 6 {
 		early, late := avg(rss[1:1+n/6]), avg(rss[n-n/6:])
@@ -385,10 +389,30 @@ func (s *stack) soak(ctx context.Context) (*Summary, error) {
 	if !sum.ZeroUnintended {
 		errs = append(errs, fmt.Errorf("%d unintended errors", t.outcomes["unintended"]))
 	}
+	if sum.BreakersNotClosed != 0 {
+		errs = append(errs, fmt.Errorf("%v breakers not closed at the end", sum.BreakersNotClosed))
+	}
 	if !sum.MemoryFlat {
 		errs = append(errs, fmt.Errorf("proxy RSS grew %.0f%%", 100*sum.RSSGrowth))
 	}
 	return sum, errors.Join(errs...)
+}
+
+// notClosed counts the breakers whose state gauge is not 0 (closed).
+func notClosed(c *http.Client, admin string) float64 {
+	resp, err := c.Get(admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "cutover_breaker_state{") && !strings.HasSuffix(line, " 0") {
+			n++
+		}
+	}
+	return n
 }
 
 func avg(v []int64) int64 {
