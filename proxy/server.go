@@ -27,7 +27,8 @@ type Options struct {
 	// native app). The zero value shadows without them.
 	Shadow ShadowOptions
 	// LegacyTransport replaces the transport to legacy (e.g. wrapped by a
-	// breaker). Nil means NewTransport(cfg.Legacy).
+	// breaker). Nil means NewTransport(cfg.Legacy) behind the inline
+	// keep-alive path for body-less GET/HEAD/OPTIONS/TRACE (connTransport).
 	LegacyTransport http.RoundTripper
 	// Logger is the process logger. Nil means slog.Default().
 	Logger *slog.Logger
