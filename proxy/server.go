@@ -27,8 +27,7 @@ type Options struct {
 	// native app). The zero value shadows without them.
 	Shadow ShadowOptions
 	// LegacyTransport replaces the transport to legacy (e.g. wrapped by a
-	// breaker). Nil means NewTransport(cfg.Legacy) behind the inline
-	// keep-alive path for body-less GET/HEAD/OPTIONS/TRACE (connTransport).
+	// breaker). Nil means NewTransport(cfg.Legacy).
 	LegacyTransport http.RoundTripper
 	// Logger is the process logger. Nil means slog.Default().
 	Logger *slog.Logger
@@ -70,9 +69,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	var transport interface{ CloseIdleConnections() }
 	rtp := opts.LegacyTransport
 	if rtp == nil {
-		ct := newConnTransport(NewTransport(cfg.Legacy), cfg.Legacy)
-		transport = ct.(interface{ CloseIdleConnections() })
-		rtp = ct
+		t := NewTransport(cfg.Legacy)
+		transport = t
+		rtp = t
 	}
 	breakers := NewBreakers(log)
 	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: breakers.Transport(rtp), Logger: log})
