@@ -25,7 +25,7 @@ test-legacy:
 	cd legacy && BEDROCK_STUB_BIN=$(BIN)/bedrock-stub python3 -m unittest discover -s tests -v
 
 test-go:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 10m ./...
 
 # Each fuzz target (every package) runs for a fixed small budget so CI time stays bounded.
 FUZZTIME ?= 15s

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/cutover/cutover/compat"
+	"github.com/cutover/cutover/internal/bedrockhttp"
 )
 
 // sse is the legacy sse(event, payload): "event: E\ndata: json.dumps(payload)\n\n".
@@ -159,7 +160,9 @@ func startStream(ctx context.Context, b StreamInvoker, in *bedrockruntime.Invoke
 			}
 			done <- r
 		}()
-		r.out, r.err = b.InvokeModelWithResponseStream(ctx, in)
+		// Each stream gets its own event-stream decoder: the SDK shares one per
+		// client, a data race between concurrent streams (smithy-go#714).
+		r.out, r.err = b.InvokeModelWithResponseStream(ctx, in, bedrockhttp.OwnEventStreamCodec)
 	}()
 	r := <-done
 	if r.panic != nil {

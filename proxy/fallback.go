@@ -64,7 +64,16 @@ var _ Dispatcher = (*Fallback)(nil)
 func (b *Breakers) Wrap(next Dispatcher) Dispatcher { return &Fallback{next: next, b: b} }
 
 // Dispatch serves r on the decided backend, behind its breakers.
+//
+// A QA override asked for one backend's own answer, so it gets exactly that:
+// no route breaker admission and no fallback to the other side (a native
+// override that fails shows the native failure). The legacy transport still
+// passes the legacy-wide breaker.
 func (f *Fallback) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) {
+	if d.Reason == ReasonOverride {
+		f.next.Dispatch(w, r, d)
+		return
+	}
 	rb := f.b.forRoute(d.Config)
 	if d.Served == Native {
 		f.native(w, r, d, rb)

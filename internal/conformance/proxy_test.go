@@ -38,9 +38,10 @@ const (
 )
 
 // proxyConfig routes every legacy endpoint at 0 % native: only the override
-// header sends a request to the native handlers. Breakers are off: the corpus
-// provokes 5xx on purpose, and a breaker (or a fallback to the other backend)
-// would answer some requests from the backend the override did not name.
+// header sends a request to the native handlers. Breakers are on, at their
+// defaults: the corpus provokes 5xx on purpose, and the served-by check proves
+// that an override is absolute (no breaker or fallback answers from the
+// backend the override did not name).
 func proxyConfig(legacyURL string) string {
 	return `
 listen:
@@ -56,30 +57,22 @@ admin:
 legacy:
   url: ` + legacyURL + `
   response_header_timeout: 30s
-legacy_breaker:
-  disabled: true
 routes:
   - name: health
     path: /health
-    breaker: {disabled: true}
   - name: models
     path: /models
-    breaker: {disabled: true}
   - name: chat
     path: /chat
     methods: [POST]
-    breaker: {disabled: true}
   - name: chat_stream
     path: /chat/stream
     methods: [POST]
-    breaker: {disabled: true}
   - name: get_conversation
     path: /conversations/<conversation_id>
-    breaker: {disabled: true}
   - name: delete_conversation
     path: /conversations/<conversation_id>
     methods: [DELETE]
-    breaker: {disabled: true}
 `
 }
 
