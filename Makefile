@@ -6,7 +6,7 @@ export PYTHONPATH := $(CURDIR)/.pydeps
 export GOFLAGS ?= -buildvcs=false
 BIN := $(CURDIR)/bin
 
-.PHONY: setup build test test-go test-legacy fuzz demo bench clean
+.PHONY: setup build test test-go test-legacy fuzz demo bench soak clean
 
 setup:
 	@./legacy/setup.sh
@@ -44,6 +44,10 @@ demo: setup build
 bench: build
 	@CUTOVER_BENCH_TOOLS=1 ./legacy/setup.sh
 	./bench/run.sh
+
+# Several minutes of mixed load with faults on a schedule (SOAK_DURATION, default 5m).
+soak: setup build
+	./bench/soak.sh
 
 clean:
 	rm -rf $(BIN)

@@ -4,7 +4,7 @@
 # 127.0.0.1) for SOAK_DURATION (default 5m) of mixed load with faults on a
 # schedule: legacy SIGKILLed and restarted, Redis stopped and restarted, shares
 # flipped through the admin API and the config file hot-reloaded, stub fault
-# markers in 2% of the chats. Prints and writes bench/tmp/soak/summary.json;
+# markers in 2% of the chats. Prints and writes bench/results/soak/summary.json (SOAK_OUT);
 # exits 1 on any unintended error or if the proxy's memory grew.
 #
 #   SOAK_DURATION=3m SOAK_CONC=16 SOAK_PERIOD=90s SOAK_FAULT=8s bench/soak.sh
@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PYTHONPATH="$root/.pydeps"
 pidfile=bench/tmp/pids
-mkdir -p bench/tmp/soak bin
+mkdir -p "${SOAK_OUT:-bench/results/soak}" bin
 cleanup() {
   local rc=$?
   if [ -n "${soak_pid:-}" ] && kill -0 "$soak_pid" 2>/dev/null; then
@@ -32,6 +32,6 @@ command -v redis-server >/dev/null || { echo "soak: redis-server is missing" >&2
 go build -o bin/ ./cmd/...
 go build -o bench/tmp/bin/soak ./bench/soak
 bench/tmp/bin/soak -root "$root" -duration "${SOAK_DURATION:-5m}" -conc "${SOAK_CONC:-16}" \
-  -period "${SOAK_PERIOD:-90s}" -fault "${SOAK_FAULT:-8s}" -out bench/tmp/soak &
+  -period "${SOAK_PERIOD:-90s}" -fault "${SOAK_FAULT:-8s}" -out "${SOAK_OUT:-bench/results/soak}" &
 soak_pid=$!
 wait "$soak_pid"
