@@ -206,7 +206,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	now := time.Now()
 	r.start = now.Add(cfg.Ramp)
 	r.end = r.start.Add(cfg.Duration)
-	runCtx, cancel := context.WithDeadline(ctx, r.end)
+	// The window's end is a timer, not a context deadline: the number in
+	// flight is read before the users' requests are cancelled, so none of
+	// them can leave between the end and the count.
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	var wg sync.WaitGroup
@@ -221,8 +224,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			r.user(runCtx, i, delay)
 		}()
 	}
-	<-runCtx.Done()
+	endTimer := time.NewTimer(time.Until(r.end))
+	select {
+	case <-endTimer.C:
+	case <-ctx.Done():
+		endTimer.Stop()
+	}
 	openAtEnd := r.open.Load()
+	cancel()
 	wg.Wait()
 
 	window := time.Since(r.start)
