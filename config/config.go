@@ -207,6 +207,11 @@ type Override struct {
 	Token string `mapstructure:"token" json:"-"`
 	// TokenHeader names the header carrying Token. Zero means "X-Cutover-Token".
 	TokenHeader string `mapstructure:"token_header" json:"token_header"`
+	// Fallback lets the breakers and fallback apply to overridden requests as
+	// to any other (useful to drive a backend's breaker on purpose). Zero
+	// means false: an override gets exactly the named backend's answer,
+	// failure included, which is what QA asks it for.
+	Fallback bool `mapstructure:"fallback" json:"fallback"`
 }
 
 // Identity tunes the identity sources.

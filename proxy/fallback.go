@@ -67,10 +67,10 @@ func (b *Breakers) Wrap(next Dispatcher) Dispatcher { return &Fallback{next: nex
 //
 // A QA override asked for one backend's own answer, so it gets exactly that:
 // no route breaker admission and no fallback to the other side (a native
-// override that fails shows the native failure). The legacy transport still
-// passes the legacy-wide breaker.
+// override that fails shows the native failure), unless override.fallback is
+// set. The legacy transport still passes the legacy-wide breaker.
 func (f *Fallback) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) {
-	if d.Reason == ReasonOverride {
+	if d.Reason == ReasonOverride && !f.overrideFallback() {
 		f.next.Dispatch(w, r, d)
 		return
 	}
@@ -80,6 +80,12 @@ func (f *Fallback) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision)
 		return
 	}
 	f.legacy(w, r, d, rb)
+}
+
+// overrideFallback reports whether overridden requests go through the
+// breakers and fallback too (override.fallback).
+func (f *Fallback) overrideFallback() bool {
+	return f.b.rt != nil && f.b.rt.Config().Override.Fallback
 }
 
 func (rb *routeBreakers) nativeBreaker() *breaker {

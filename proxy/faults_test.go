@@ -60,6 +60,7 @@ admin:
   token: admin-secret
 override:
   enabled: true
+  fallback: true # the suite forces native with the override and wants the breakers to act
 legacy:
   url: ` + legacyURL + `
   response_header_timeout: 1s
