@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,17 +52,11 @@ func diffsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("diffs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, diffsUsage) }
-	def := os.Getenv("CUTOVER_ADMIN_URL")
-	if def == "" {
-		def = "http://127.0.0.1:9090"
-	}
-	admin := fs.String("admin", def, "admin API base `URL` (env CUTOVER_ADMIN_URL)")
-	token := fs.String("token", os.Getenv("CUTOVER_ADMIN_TOKEN"), "admin bearer `token` (env CUTOVER_ADMIN_TOKEN)")
-	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	client := adminFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := &adminClient{base: strings.TrimRight(*admin, "/"), token: *token, hc: &http.Client{Timeout: *timeout}}
+	c := client()
 	rest := fs.Args()
 	if len(rest) == 0 {
 		rest = []string{"summary"}

@@ -28,10 +28,10 @@ const weightsUsage = `usage: cutover weights [-admin URL] [-token TOKEN] get [RO
        cutover weights [-admin URL] [-token TOKEN] rollback            (every route to 0 %)
 env: CUTOVER_ADMIN_URL (default http://127.0.0.1:9090), CUTOVER_ADMIN_TOKEN`
 
-func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("weights", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, weightsUsage) }
+// adminFlags adds the admin API flags every admin subcommand shares (-admin,
+// -token, -timeout, defaulting from CUTOVER_ADMIN_URL and CUTOVER_ADMIN_TOKEN)
+// and returns the client to build once fs is parsed.
+func adminFlags(fs *flag.FlagSet) func() *adminClient {
 	def := os.Getenv("CUTOVER_ADMIN_URL")
 	if def == "" {
 		def = "http://127.0.0.1:9090"
@@ -39,6 +39,16 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	admin := fs.String("admin", def, "admin API base `URL` (env CUTOVER_ADMIN_URL)")
 	token := fs.String("token", os.Getenv("CUTOVER_ADMIN_TOKEN"), "admin bearer `token` (env CUTOVER_ADMIN_TOKEN)")
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	return func() *adminClient {
+		return &adminClient{base: strings.TrimRight(*admin, "/"), token: *token, hc: &http.Client{Timeout: *timeout}}
+	}
+}
+
+func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("weights", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, weightsUsage) }
+	client := adminFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,7 +57,7 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
-	c := &adminClient{base: strings.TrimRight(*admin, "/"), token: *token, hc: &http.Client{Timeout: *timeout}}
+	c := client()
 	switch {
 	case rest[0] == "get" && len(rest) <= 2:
 		var out struct {
