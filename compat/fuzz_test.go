@@ -31,7 +31,7 @@ type oracle struct {
 	dead error
 }
 
-func startOracle(f *testing.F) *oracle {
+func startOracle(f testing.TB) *oracle {
 	f.Helper()
 	cmd := exec.Command("python3", "testdata/pyjson_oracle.py")
 	in, err := cmd.StdinPipe()

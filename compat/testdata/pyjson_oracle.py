@@ -6,7 +6,8 @@ Each input line is a JSON request; each output line the answer:
   {"op": "dumps", "value": <typed value>} -> {"sorted_compact": str, "default": str} or {"error": type name}
   {"op": "loads", "input": base64}        -> {"ok": true, "value": typed, "default": str}
                                               or {"ok": false, "error": type name, "message": str}
-  {"op": "session", "cookie": str, "now": int} -> {"ok": true, "value": typed} or {"ok": false, "error": class}
+  {"op": "session", "cookie": str, "now": int, "secret"?: str} -> {"ok": true, "value": typed} or {"ok": false, "error": class}
+      (SECRET_KEY "test-secret" unless secret is given)
   {"op": "rules", "rules": [{"endpoint", "pattern", "methods", "strict", "auto_options"}]} -> {"ok": true}
   {"op": "route", "method": str, "path": [code points]}
       -> {"kind": "match", "endpoint": str, "args": {name: [type, str(value)]}, "allowed": [...]}
@@ -45,22 +46,22 @@ def dec(t):
     raise ValueError(k)
 
 
-_session = None
+_sessions = {}
 _map = None
 
 
 def session_op(req):
-    global _session
     import flask
     import itsdangerous
     import itsdangerous.timed
     from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-    if _session is None:
+    secret = req.get("secret", "test-secret")
+    if secret not in _sessions:
         app = flask.Flask("oracle")
-        app.config["SECRET_KEY"] = "test-secret"
-        _session = (app, SecureCookieSessionInterface().get_signing_serializer(app))
-    app, ser = _session
+        app.config["SECRET_KEY"] = secret
+        _sessions[secret] = (app, SecureCookieSessionInterface().get_signing_serializer(app))
+    app, ser = _sessions[secret]
     now = req["now"]
     itsdangerous.timed.TimestampSigner.get_timestamp = lambda self: now
     try:

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 func TestDiff(t *testing.T) {
@@ -116,5 +118,52 @@ func TestCorpusLoads(t *testing.T) {
 	}
 	if len(cases) < 200 {
 		t.Errorf("corpus has %d cases", len(cases))
+	}
+}
+
+func TestRelaxCompressedCookies(t *testing.T) {
+	// session/chat-large-no-id as the legacy app and a CGO_ENABLED=0 native
+	// build answered it (testenv.LegacySecretKey, the suite's clock).
+	const (
+		secret = testenv.LegacySecretKey
+		clock  = 1795726800.25
+		attrs  = "; HttpOnly; Path=/"
+		legacy = "session=.eJyrVkrOzytLLSpOLMnMz4vPTFGyUjI1T0w2Nbcw0E01MkjRNbFMTNO1TLQ017W0MDBPMTc2MLdMNVPSUcpTsjLUMwXS-SWpxUBtyYlpMaUGBqmWCjZqdgqjvFEefp5SLQB6Kq-v.awid0A.abhheAQhDfgOduTuOn6ebcBeoGE"
+		goZlib = "session=.eJzsx0sKwkAMBuCrlH_hqpH4GNMM4kkECTMpdJMBW92Id_cGnmCW3welxdufq21Li8dSkZHESpKJyY9c6aw2k5oK6cRS5cSifsGIQD7s04hom6_IKDbfX8yuw3V3G7q6_gvfXwAAAP__eiqvrw.awid0A.B_ioqOxVT254NneBRV84hEF0iRM"
+	)
+	other, err := SessionCookie("large-no-id", "", secret, clock) // a different compressed session
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		native  string
+		wantErr string // "" means accepted
+	}{
+		{"same", legacy + attrs, ""},
+		{"deflate bytes only", goZlib + attrs, ""},
+		{"attributes", goZlib + "; HttpOnly; Path=/; Secure", "attributes differ"},
+		{"other session", "session=" + other + attrs, "differ"},
+		{"bad signature", goZlib[:len(goZlib)-2] + "AA" + attrs, "does not verify"},
+		{"uncompressed", "session=eyJhIjoxfQ.awid0A.x" + attrs, "not both compressed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &Capture{Header: http.Header{"Set-Cookie": {legacy + attrs}}}
+			n := &Capture{Header: http.Header{"Set-Cookie": {tt.native}}}
+			_, err := relaxCompressedCookies(secret, clock, l, n)
+			if tt.wantErr == "" {
+				if err != nil || len(Diff(l, n)) != 0 {
+					t.Errorf("not accepted: %v %q", err, Diff(l, n))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("err = %v, want %q", err, tt.wantErr)
+			}
+			if len(Diff(l, n)) == 0 {
+				t.Error("a refused cookie must still show in Diff")
+			}
+		})
 	}
 }
