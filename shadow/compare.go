@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"unicode"
 )
 
 // Class is the verdict on one mismatch or on a whole comparison.
@@ -72,19 +71,24 @@ type Result struct {
 // status, Content-Type and the body byte for byte (a byte difference is still
 // classified: equal JSON values or text equal up to whitespace give
 // encoding_only).
+//
+// Ignore and Normalize apply in both modes, to JSON bodies and to the JSON
+// data of each event of a stream: a difference only in ignored fields or in
+// what a rule normalises away is a match, never a mismatch. The modes differ
+// only in what is reported for the rest: JSON mode one mismatch per
+// differing JSONPath, byte mode one mismatch at "$" naming the first
+// differing path.
 type Rules struct {
 	// Headers is the allowlist of response headers compared. Nil means
 	// DefaultHeaders; an empty non-nil slice compares none.
 	Headers []string
-	// JSON turns on the structural diff: one mismatch per differing JSONPath,
-	// with Ignore and Normalize applied.
+	// JSON turns on the structural diff: one mismatch per differing JSONPath.
 	JSON bool
-	// Ignore lists JSONPaths left out of the comparison (JSON mode, and event
-	// data in streams).
+	// Ignore lists JSONPaths left out of the comparison.
 	Ignore []string
 	// Normalize rewrites values before comparing: with a Path, string values at
-	// that JSONPath (JSON mode); without one, the raw text of the body and of
-	// each event's data.
+	// that JSONPath; without one, the raw text of the body and of each event's
+	// data (so it works on non-JSON bodies too).
 	Normalize []Normalize
 	// SSEText is the JSONPath, inside each event's JSON data, of the text
 	// fragment assembled into the streamed text; events without it add
@@ -228,10 +232,16 @@ type differ struct {
 	rules   *compiled
 	out     []Mismatch
 	dropped int
-	hit     bool // an ignore or normalise rule applied somewhere
+	// semantic is the path of the first semantic mismatch, kept even when
+	// the mismatch itself was dropped past max.
+	semantic string
+	hit      bool // an ignore or normalise rule applied somewhere
 }
 
 func (d *differ) add(m Mismatch) {
+	if m.Class == ClassSemantic && d.semantic == "" {
+		d.semantic = m.Path
+	}
 	if len(d.out) >= d.rules.max {
 		d.dropped++
 		return
@@ -266,7 +276,7 @@ func (d *differ) headers(a, b http.Header) {
 		case sa == sb:
 		case normHeader(name, sa) == normHeader(name, sb):
 			d.add(Mismatch{Path: "header." + http.CanonicalHeaderKey(name), Class: ClassEncoding,
-				Primary: sa, Shadow: sb, Detail: "same value up to case, spacing or charset"})
+				Primary: sa, Shadow: sb, Detail: "same value up to charset, media type case or list spacing"})
 		default:
 			d.add(Mismatch{Path: "header." + http.CanonicalHeaderKey(name), Class: ClassSemantic,
 				Primary: sa, Shadow: sb})
@@ -281,26 +291,91 @@ func orAbsent(v []string, s string) string {
 	return s
 }
 
-// normHeader reduces a header value to what it means: media types and their
-// parameters lower-cased, a UTF-8 charset (the default for JSON, and the only
-// charset either backend produces) dropped, list spacing ignored.
+// normHeader reduces a header value to what it means, undoing only what is
+// encoding: Content-Type's media type and charset case, its parameter
+// spacing and quoting, and a UTF-8 charset on JSON (which has no other
+// encoding); optional whitespace at the ends of any value, and around the
+// "," and ";" of the list headers in listHeaders, whose elements are
+// case-insensitive too where foldHeaders says so. Anything else (case or
+// spaces inside a Location, a request id, a boundary) is part of the value.
 func normHeader(name, v string) string {
-	if strings.EqualFold(name, "Content-Type") {
-		mt, params, err := mime.ParseMediaType(v)
-		if err == nil {
-			cs := strings.ToLower(params["charset"])
-			if cs == "utf-8" || cs == "utf8" {
-				delete(params, "charset")
+	name = http.CanonicalHeaderKey(name)
+	if name == "Content-Type" {
+		if mt, params, err := mime.ParseMediaType(v); err == nil {
+			if cs, ok := params["charset"]; ok {
+				cs = strings.ToLower(cs)
+				if cs == "utf8" {
+					cs = "utf-8"
+				}
+				params["charset"] = cs
+				if cs == "utf-8" && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+					delete(params, "charset")
+				}
 			}
-			for k, pv := range params {
-				params[k] = strings.ToLower(pv)
+			if f := mime.FormatMediaType(mt, params); f != "" {
+				return f
 			}
-			return mime.FormatMediaType(mt, params)
 		}
 	}
-	return strings.ToLower(strings.Join(strings.FieldsFunc(v, func(r rune) bool {
-		return unicode.IsSpace(r)
-	}), ""))
+	v = strings.TrimSpace(v)
+	if listHeaders[name] {
+		v = trimListSpace(v)
+		if foldHeaders[name] {
+			v = strings.ToLower(v)
+		}
+	}
+	return v
+}
+
+// listHeaders are headers whose value is a comma-separated list (RFC 9110's
+// #rule), so spacing around "," and ";" carries no meaning.
+var listHeaders = map[string]bool{
+	"Accept": true, "Accept-Encoding": true, "Accept-Language": true, "Accept-Ranges": true,
+	"Access-Control-Allow-Headers": true, "Access-Control-Allow-Methods": true, "Access-Control-Expose-Headers": true,
+	"Allow": true, "Cache-Control": true, "Connection": true, "Content-Encoding": true, "Content-Language": true,
+	"Pragma": true, "Trailer": true, "Vary": true, "Via": true,
+}
+
+// foldHeaders are list headers whose elements are case-insensitive: header
+// names, content codings, cache directives.
+var foldHeaders = map[string]bool{
+	"Access-Control-Allow-Headers": true, "Access-Control-Expose-Headers": true, "Cache-Control": true,
+	"Connection": true, "Content-Encoding": true, "Trailer": true, "Vary": true,
+}
+
+// trimListSpace drops the spaces and tabs next to "," and ";" outside
+// quoted strings.
+func trimListSpace(v string) string {
+	var b strings.Builder
+	var ws []byte // spaces held until we know what follows them
+	quoted, escaped, afterSep := false, false, true
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted:
+			b.WriteByte(c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				quoted = false
+			}
+			continue
+		case c == ' ' || c == '\t':
+			ws = append(ws, c)
+			continue
+		}
+		sep := c == ',' || c == ';'
+		if !sep && !afterSep {
+			b.Write(ws)
+		}
+		ws = ws[:0]
+		b.WriteByte(c)
+		afterSep, quoted = sep, c == '"'
+	}
+	return b.String()
 }
 
 func (d *differ) applyText(b []byte) []byte {
@@ -335,13 +410,19 @@ func (d *differ) body(prefix string, a, b []byte) {
 			d.hit = d.hit || hitBefore
 			return
 		}
-		sub := &differ{rules: &compiled{max: 1}}
+		// Byte mode: one mismatch for the whole body, but the route's ignore
+		// and normalize rules apply as in JSON mode, so a body that differs
+		// only where the rules say to look away is a match.
+		sub := &differ{rules: &compiled{ignore: d.rules.ignore, norm: d.rules.norm, max: 1}}
 		sub.value("", nil, ja, jb)
-		class, detail := ClassEncoding, "same JSON value, different bytes (key order, escaping, number format or whitespace)"
-		if len(sub.out) > 0 && sub.out[0].Class == ClassSemantic {
-			class, detail = ClassSemantic, "first difference at "+sub.out[0].Path
+		switch {
+		case sub.semantic != "":
+			d.add(Mismatch{Path: prefix + "$", Class: ClassSemantic, Primary: clip(a), Shadow: clip(b),
+				Detail: "first difference at " + sub.semantic})
+		case !bytes.Equal(sub.rawOf(nil, ja, ta), sub.rawOf(nil, jb, tb)):
+			d.add(Mismatch{Path: prefix + "$", Class: ClassEncoding, Primary: clip(a), Shadow: clip(b),
+				Detail: "same JSON value, different bytes (key order, escaping, number format or whitespace)"})
 		}
-		d.add(Mismatch{Path: prefix + "$", Class: class, Primary: clip(a), Shadow: clip(b), Detail: detail})
 		return
 	}
 	if bytes.Equal(collapseSpace(a), collapseSpace(b)) {
@@ -441,15 +522,22 @@ func (d *differ) value(prefix string, at []elem, a, b *jnode) {
 // value-equal documents to count as a match rather than encoding_only.
 func (d *differ) rawOf(at []elem, n *jnode, tail []byte) []byte {
 	var b bytes.Buffer
-	d.writeRaw(&b, at, n)
+	d.writeRaw(&b, at, n, false)
 	b.Write(tail)
 	return b.Bytes()
 }
 
-func (d *differ) writeRaw(b *bytes.Buffer, at []elem, n *jnode) {
+// writeRaw writes n's bytes; first drops the "," before n (n is the first
+// member written after ignored ones, as if it had been first all along).
+func (d *differ) writeRaw(b *bytes.Buffer, at []elem, n *jnode, first bool) {
+	raw := n.raw
+	if first {
+		raw = dropComma(raw)
+	}
 	switch n.kind {
 	case '{', '[':
-		b.Write(n.raw)
+		b.Write(raw)
+		wrote := false
 		for i, k := range n.kids {
 			var e elem
 			if n.kind == '{' {
@@ -461,10 +549,17 @@ func (d *differ) writeRaw(b *bytes.Buffer, at []elem, n *jnode) {
 			if d.matchesIgnore(sub) {
 				continue
 			}
+			first := !wrote && i > 0
+			wrote = true
 			if n.kind == '{' {
-				b.Write(n.kraw[i])
+				kraw := n.kraw[i]
+				if first {
+					kraw = dropComma(kraw)
+				}
+				b.Write(kraw)
+				first = false // the separator was the key's
 			}
-			d.writeRaw(b, sub, k)
+			d.writeRaw(b, sub, k, first)
 		}
 		b.Write(n.end)
 	case 's':
@@ -473,10 +568,18 @@ func (d *differ) writeRaw(b *bytes.Buffer, at []elem, n *jnode) {
 			b.Write(q)
 			return
 		}
-		b.Write(n.raw)
+		b.Write(raw)
 	default:
-		b.Write(n.raw)
+		b.Write(raw)
 	}
+}
+
+// dropComma removes the separating "," from a token's leading bytes.
+func dropComma(raw []byte) []byte {
+	if i := bytes.IndexByte(raw, ','); i >= 0 && len(bytes.TrimSpace(raw[:i])) == 0 {
+		return append(raw[:i:i], raw[i+1:]...)
+	}
+	return raw
 }
 
 func (d *differ) matchesIgnore(at []elem) bool {

@@ -323,14 +323,18 @@ func TestJSONPath(t *testing.T) {
 func FuzzCompare(f *testing.F) {
 	f.Add([]byte(`{"a":[1,2.0,"x"]}`), []byte(`{"a":[1,2,"x"]}`))
 	f.Add([]byte("data: 1\n\n"), []byte(`[`))
+	f.Add([]byte(`{"a":1 ,"b":2}`), []byte(`{"a":1, "b":2}`))
 	c, _ := NewComparator(ComparatorConfig{Default: Rules{JSON: true}})
+	bc, _ := NewComparator(ComparatorConfig{})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		r := c.Compare("r", jsonResp(200, string(a)), jsonResp(200, string(b)))
-		if string(a) == string(b) && r.Class != ClassMatch {
-			t.Fatalf("equal bodies classified %s", r.Class)
-		}
-		if string(a) != string(b) && r.Class == ClassMatch {
-			t.Fatalf("different bodies matched")
+		for _, c := range []*Comparator{c, bc} {
+			r := c.Compare("r", jsonResp(200, string(a)), jsonResp(200, string(b)))
+			if string(a) == string(b) && r.Class != ClassMatch {
+				t.Fatalf("equal bodies classified %s", r.Class)
+			}
+			if string(a) != string(b) && r.Class == ClassMatch {
+				t.Fatalf("different bodies matched")
+			}
 		}
 	})
 }
@@ -347,5 +351,118 @@ func TestCompareSSETextDefaults(t *testing.T) {
 	got = mustComparator(t, ComparatorConfig{Default: Rules{SSEText: "-"}}).Compare("r", a, b)
 	if g := strings.Join(paths(got), "; "); g != "semantic events[0].data$; semantic sse.text" {
 		t.Errorf("raw: %q", g)
+	}
+}
+
+// Ignore and normalize rules apply in the default byte mode too: a body that
+// differs only where the rules look away is a match; anything else is still
+// one mismatch at $, classified as in JSON mode.
+func TestCompareByteModeAppliesRules(t *testing.T) {
+	rules := Rules{
+		Ignore:    []string{"$.conversation_id", "$..created_at"},
+		Normalize: []Normalize{{Path: "$.reply", Pattern: `\d{4}-\d\d-\d\d`, Replace: "DATE"}},
+	}
+	for _, mode := range []struct {
+		name string
+		json bool
+	}{{"bytes", false}, {"json", true}} {
+		r := rules
+		r.JSON = mode.json
+		c := mustComparator(t, ComparatorConfig{Default: r})
+		tests := []struct {
+			name string
+			a, b string
+			want Class
+		}{
+			{"ignored field", `{"conversation_id":"c1","reply":"hi"}`, `{"conversation_id":"c2","reply":"hi"}`, ClassMatch},
+			{"ignored field on one side only", `{"conversation_id":"c1","reply":"hi"}`, `{"reply":"hi"}`, ClassMatch},
+			{"ignored at depth", `{"m":[{"created_at":"t1","x":1}]}`, `{"m":[{"created_at":"t2","x":1}]}`, ClassMatch},
+			{"normalised", `{"reply":"on 2024-01-02"}`, `{"reply":"on 2025-03-04"}`, ClassMatch},
+			{"other field differs", `{"conversation_id":"c1","reply":"hi"}`, `{"conversation_id":"c2","reply":"ho"}`, ClassSemantic},
+			{"re-encoded outside the ignored field", `{"conversation_id":"c1","note":"\u00e9"}`, `{"conversation_id":"c2","note":"é"}`, ClassEncoding},
+			{"number literal then a value change", `{"a":1.0,"b":2}`, `{"a":1,"b":3}`, ClassSemantic},
+		}
+		for _, tt := range tests {
+			t.Run(mode.name+"/"+tt.name, func(t *testing.T) {
+				got := c.Compare("r", jsonResp(200, tt.a), jsonResp(200, tt.b))
+				if got.Class != tt.want {
+					t.Errorf("class = %s, want %s (%v)", got.Class, tt.want, got.Mismatches)
+				}
+				if tt.want == ClassMatch && len(got.Mismatches) != 0 {
+					t.Errorf("a match with mismatches: %v", got.Mismatches)
+				}
+				if !mode.json && tt.want != ClassMatch && (len(got.Mismatches) != 1 || got.Mismatches[0].Path != "$") {
+					t.Errorf("byte mode: mismatches = %v, want one at $", got.Mismatches)
+				}
+			})
+		}
+	}
+	// Byte mode names the first differing path past the ignored one.
+	c := mustComparator(t, ComparatorConfig{Default: rules})
+	got := c.Compare("r", jsonResp(200, `{"conversation_id":"c1","reply":"hi"}`), jsonResp(200, `{"conversation_id":"c2","reply":"ho"}`))
+	if len(got.Mismatches) != 1 || got.Mismatches[0].Detail != "first difference at $.reply" {
+		t.Errorf("byte mode detail: %+v", got.Mismatches)
+	}
+	// Event data of a stream, in byte mode.
+	a := sse("event: start\ndata: {\"conversation_id\": \"c1\"}\n\n", "event: delta\ndata: {\"text\": \"Hi\"}\n\n")
+	b := sse("event: start\ndata: {\"conversation_id\": \"c2\"}\n\n", "event: delta\ndata: {\"text\": \"Hi\"}\n\n")
+	if got := c.Compare("r", a, b); got.Class != ClassMatch {
+		t.Errorf("stream with an ignored field: %s %v", got.Class, got.Mismatches)
+	}
+}
+
+// Only differences that are encoding are encoding_only; any other header
+// difference is semantic.
+func TestCompareHeaderClasses(t *testing.T) {
+	headers := []string{"Content-Type", "Location", "X-Request-Id", "Vary", "Cache-Control", "Allow", "Etag"}
+	c := mustComparator(t, ComparatorConfig{Default: Rules{Headers: headers}})
+	tests := []struct {
+		name   string
+		header string
+		a, b   string
+		want   Class
+	}{
+		{"same", "Location", "/chat/abc", "/chat/abc", ClassMatch},
+		{"charset case", "Content-Type", "text/html; charset=utf-8", "text/html; charset=UTF-8", ClassEncoding},
+		{"parameter spacing", "Content-Type", "text/html;charset=utf-8", "text/html; charset=utf-8", ClassEncoding},
+		{"quoted charset", "Content-Type", `text/plain; charset="utf-8"`, "text/plain; charset=utf-8", ClassEncoding},
+		{"media type case", "Content-Type", "Application/JSON", "application/json", ClassEncoding},
+		{"utf8 alias", "Content-Type", "text/html; charset=utf8", "text/html; charset=utf-8", ClassEncoding},
+		{"JSON with and without its only charset", "Content-Type", "application/json", "application/json; charset=utf-8", ClassEncoding},
+		{"list spacing", "Vary", "Accept-Encoding,Cookie", "Accept-Encoding, Cookie", ClassEncoding},
+		{"header names in a list", "Vary", "Cookie", "cookie", ClassEncoding},
+		{"directive spacing and case", "Cache-Control", "no-cache,max-age=0", "No-Cache , max-age=0", ClassEncoding},
+		{"surrounding whitespace", "X-Request-Id", "abc", " abc ", ClassEncoding},
+
+		{"path case", "Location", "/Chat/ABC", "/chat/abc", ClassSemantic},
+		{"space inside a value", "X-Request-Id", `"a b"`, `"ab"`, ClassSemantic},
+		{"value case", "X-Request-Id", "abc", "ABC", ClassSemantic},
+		{"list spacing is not a list's on other headers", "X-Request-Id", "a,b", "a, b", ClassSemantic},
+		{"methods are case-sensitive", "Allow", "GET, HEAD", "GET, head", ClassSemantic},
+		{"list element added", "Vary", "Cookie", "Cookie, Accept", ClassSemantic},
+		{"spacing inside a quoted string", "Cache-Control", `private="a, b"`, `private="a,b"`, ClassSemantic},
+		{"other charset", "Content-Type", "text/html; charset=utf-8", "text/html; charset=iso-8859-1", ClassSemantic},
+		{"HTML with and without a charset", "Content-Type", "text/html", "text/html; charset=utf-8", ClassSemantic},
+		{"boundary case", "Content-Type", "multipart/form-data; boundary=ABC", "multipart/form-data; boundary=abc", ClassSemantic},
+		{"weak and strong etag", "Etag", `"v1"`, `W/"v1"`, ClassSemantic},
+		{"absent", "Location", "/chat", "", ClassSemantic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ha, hb := http.Header{}, http.Header{}
+			if tt.a != "" {
+				ha.Set(tt.header, tt.a)
+			}
+			if tt.b != "" {
+				hb.Set(tt.header, tt.b)
+			}
+			got := c.Compare("r", Response{Status: 200, Header: ha, Body: []byte("x")}, Response{Status: 200, Header: hb, Body: []byte("x")})
+			if got.Class != tt.want {
+				t.Errorf("%s: %q vs %q: class = %s, want %s (%v)", tt.header, tt.a, tt.b, got.Class, tt.want, got.Mismatches)
+			}
+			if tt.want != ClassMatch && (len(got.Mismatches) != 1 || got.Mismatches[0].Path != "header."+http.CanonicalHeaderKey(tt.header)) {
+				t.Errorf("mismatches = %v, want one at header.%s", got.Mismatches, tt.header)
+			}
+		})
 	}
 }
