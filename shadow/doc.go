@@ -14,7 +14,7 @@
 //	store, err := shadow.OpenFileStore("diffs.jsonl", 1000, 64<<20) // or &shadow.StreamStore{Client: rdb}
 //	m, err := shadow.NewMirror(shadow.Options{
 //		Comparator: cmp, Store: store, Registerer: reg,
-//		Guard: shadow.NewGuard(shadow.GuardConfig{MaxInFlight: 8, ModelCallsPerMinute: 60}),
+//		Guard: shadow.NewGuard(shadow.GuardConfig{MaxInFlight: 2, ModelCallsPerMinute: 60}), // 2 of the 4 workers call at once
 //		Noise: shadow.NewNoise(shadow.NoiseConfig{}),
 //	})
 //	defer m.Close(ctx) // drains the queue, or cancels the calls when ctx ends

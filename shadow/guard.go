@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -8,7 +9,9 @@ import (
 // GuardConfig caps what shadowing may spend. The zero value caps nothing.
 type GuardConfig struct {
 	// MaxInFlight caps shadow calls running at once (across every mirror that
-	// shares the guard). Zero means no cap beyond the mirror's workers.
+	// shares the guard): a call past it waits for a slot, it is not dropped.
+	// Zero means no cap beyond the mirror's workers; a cap at or above a
+	// lone mirror's workers is never reached.
 	MaxInFlight int
 	// ModelCallsPerMinute caps shadow calls that invoke the model (Job.ModelCall),
 	// noise replays included, as a token bucket holding at most one minute's
@@ -19,9 +22,10 @@ type GuardConfig struct {
 }
 
 // Guard enforces GuardConfig. Safe for concurrent use; it starts no
-// goroutines and never blocks.
+// goroutines and blocks only in Acquire, waiting for an in-flight slot.
 type Guard struct {
 	cfg      GuardConfig
+	slots    chan struct{} // one per running call; nil without MaxInFlight
 	mu       sync.Mutex
 	inFlight int
 	tokens   float64
@@ -51,34 +55,59 @@ func NewGuard(cfg GuardConfig) *Guard {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Guard{cfg: cfg, tokens: float64(cfg.ModelCallsPerMinute), last: cfg.Now()}
+	g := &Guard{cfg: cfg, tokens: float64(cfg.ModelCallsPerMinute), last: cfg.Now()}
+	if cfg.MaxInFlight > 0 {
+		g.slots = make(chan struct{}, cfg.MaxInFlight)
+	}
+	return g
 }
 
-// Acquire takes an in-flight slot, and a model-call token when model is true.
-// On success it returns a release func to call when the shadow call ends; on
-// refusal it returns nil and the skip reason (SkipInFlight or SkipRateLimited).
-// A nil Guard allows everything.
-func (g *Guard) Acquire(model bool) (release func(), reason string) {
+// Acquire takes an in-flight slot, waiting for one until ctx ends, then a
+// model-call token when model is true (never waiting: the per-minute budget
+// refuses at once). On success it returns a release func to call when the
+// shadow call ends; on refusal it returns nil and the skip reason
+// (SkipInFlight when ctx ended first, or SkipRateLimited). A nil Guard
+// allows everything.
+func (g *Guard) Acquire(ctx context.Context, model bool) (release func(), reason string) {
 	if g == nil {
 		return func() {}, ""
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cfg.MaxInFlight > 0 && g.inFlight >= g.cfg.MaxInFlight {
-		return nil, SkipInFlight
+	if g.slots != nil {
+		select {
+		case g.slots <- struct{}{}:
+		default:
+			select {
+			case g.slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil, SkipInFlight
+			}
+		}
 	}
-	if model && !g.takeLocked() {
+	g.mu.Lock()
+	ok := !model || g.takeLocked()
+	if ok {
+		g.inFlight++
+	}
+	g.mu.Unlock()
+	if !ok {
+		g.freeSlot()
 		return nil, SkipRateLimited
 	}
-	g.inFlight++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			g.mu.Lock()
 			g.inFlight--
 			g.mu.Unlock()
+			g.freeSlot()
 		})
 	}, ""
+}
+
+func (g *Guard) freeSlot() {
+	if g.slots != nil {
+		<-g.slots
+	}
 }
 
 // TakeModelCall takes one model-call token without an in-flight slot (used

@@ -23,8 +23,8 @@ type Options struct {
 	// QueueSize bounds jobs waiting for a worker; Submit drops beyond it.
 	// Zero means 64.
 	QueueSize int
-	// Timeout bounds one shadow job (staging, the shadow call, a noise
-	// replay). Zero means 10s.
+	// Timeout bounds one shadow job (waiting for the Guard's in-flight slot,
+	// staging, the shadow call, a noise replay). Zero means 10s.
 	Timeout time.Duration
 	// MaxResponseBytes caps the shadow (and replay) body read; a longer body
 	// is counted as SkipResponseTooLarge. Zero means 1 MiB. Use the same
@@ -248,8 +248,12 @@ func (m *Mirror) run(j Job) {
 	stop := context.AfterFunc(m.stop, cancel)
 	defer stop()
 
-	release, reason := m.opts.Guard.Acquire(j.ModelCall)
+	// Waiting for an in-flight slot counts against the job's timeout.
+	release, reason := m.opts.Guard.Acquire(ctx, j.ModelCall)
 	if release == nil {
+		if m.stop.Err() != nil {
+			reason = SkipClosed
+		}
 		m.Skip(j.Route, reason)
 		return
 	}

@@ -348,32 +348,43 @@ func (c *fakeClock) Add(d time.Duration) {
 func TestGuard(t *testing.T) {
 	clk := &fakeClock{now: time.Unix(1700000000, 0)}
 	g := NewGuard(GuardConfig{MaxInFlight: 2, ModelCallsPerMinute: 3, Now: clk.Now})
-	r1, _ := g.Acquire(true)
-	r2, _ := g.Acquire(false)
+	bg := context.Background()
+	r1, _ := g.Acquire(bg, true)
+	r2, _ := g.Acquire(bg, false)
 	if r1 == nil || r2 == nil {
 		t.Fatal("first two refused")
 	}
-	if r, why := g.Acquire(false); r != nil || why != SkipInFlight {
-		t.Fatalf("third in flight: %v", why)
+	// A third waits for a slot: refused only when its context ends first.
+	ended, cancel := context.WithCancel(bg)
+	cancel()
+	if r, why := g.Acquire(ended, false); r != nil || why != SkipInFlight {
+		t.Fatalf("third in flight, context ended: %v", why)
 	}
+	got := make(chan func(), 1)
+	go func() { r, _ := g.Acquire(bg, false); got <- r }()
 	r1()
 	r1() // release is idempotent
+	r3 := <-got
+	if r3 == nil || g.InFlight() != 2 {
+		t.Fatalf("waiting third: %v, in flight %d", r3 != nil, g.InFlight())
+	}
+	r3()
 	if g.InFlight() != 1 {
 		t.Fatalf("in flight %d", g.InFlight())
 	}
 	r2()
 	// 3 tokens per minute: one used; two left, then empty.
 	for i := range 2 {
-		r, why := g.Acquire(true)
+		r, why := g.Acquire(bg, true)
 		if r == nil {
 			t.Fatalf("model call %d refused: %s", i, why)
 		}
 		r()
 	}
-	if r, why := g.Acquire(true); r != nil || why != SkipRateLimited {
+	if r, why := g.Acquire(bg, true); r != nil || why != SkipRateLimited {
 		t.Fatalf("4th model call in the same minute: %v", why)
 	}
-	if r, _ := g.Acquire(false); r == nil {
+	if r, _ := g.Acquire(bg, false); r == nil {
 		t.Fatal("a non-model shadow must not need a token")
 	} else {
 		r()
@@ -397,6 +408,54 @@ func TestGuard(t *testing.T) {
 	}
 	if g.TakeModelCall() {
 		t.Fatal("bucket exceeded its capacity")
+	}
+}
+
+// The in-flight cap bounds shadow calls across the workers: past it a job
+// waits for a slot (within its timeout) instead of being dropped.
+func TestMirrorInFlightCapWaits(t *testing.T) {
+	const jobs = 4
+	m := newMirror(t, Options{Workers: jobs, QueueSize: jobs, Timeout: time.Minute, Guard: NewGuard(GuardConfig{MaxInFlight: 1})})
+	var running, most atomic.Int64
+	entered, proceed := make(chan struct{}, jobs), make(chan struct{})
+	target := HandlerTarget{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := running.Add(1)
+		for old := most.Load(); n > old && !most.CompareAndSwap(old, n); old = most.Load() {
+		}
+		entered <- struct{}{}
+		<-proceed
+		running.Add(-1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"a":1}`))
+	})}
+	for range jobs {
+		if !m.Submit(Job{Route: "r", Request: Request{Method: "GET", URL: &url.URL{Path: "/x"}}, Target: target,
+			Primary: Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"a":1}`)}}) {
+			t.Fatal("submit refused")
+		}
+	}
+	// Every job is on a worker; one is calling, the others wait for the slot.
+	<-entered
+	deadline := time.Now().Add(20 * time.Second)
+	for m.busy.Load() != jobs {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d jobs on a worker", m.busy.Load(), jobs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := running.Load(); n != 1 {
+		t.Fatalf("%d shadow calls running under a cap of 1", n)
+	}
+	for i := range jobs {
+		proceed <- struct{}{}
+		if i < jobs-1 {
+			<-entered
+		}
+	}
+	drain(t, m)
+	s := summaryOf(m, "r")
+	if s.Compared != jobs || s.Matched != jobs || len(s.Skipped) != 0 || most.Load() != 1 {
+		t.Errorf("summary %+v, at most %d at once; want %d matched, none skipped, 1 at once", s, most.Load(), jobs)
 	}
 }
 
