@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -16,20 +17,24 @@ import (
 // an append-only JSONL file (one Record per line) so records outlive the
 // process. The file is rotated to path+".1" when it passes MaxBytes, so disk
 // use stays under about 2×MaxBytes. On open, the newest records of the file
-// are loaded back into the ring.
+// are loaded back into the ring. A file that does not exist yet is created
+// with the first record, so a process that never records a diff leaves no
+// file behind.
 type FileStore struct {
 	*Ring
 	mu       sync.Mutex
 	path     string
 	maxBytes int64
-	f        *os.File
+	f        *os.File // nil until the first record, and after Close
 	size     int64
+	closed   bool
 }
 
 var _ Store = (*FileStore)(nil)
 
-// OpenFileStore opens (creating) path. ringSize <= 0 means 1000; maxBytes <= 0
-// means 64 MiB.
+// OpenFileStore opens path for appending, or, when it does not exist yet,
+// checks that its directory does (the file is created with the first
+// record). ringSize <= 0 means 1000; maxBytes <= 0 means 64 MiB.
 func OpenFileStore(path string, ringSize int, maxBytes int64) (*FileStore, error) {
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
@@ -38,17 +43,37 @@ func OpenFileStore(path string, ringSize int, maxBytes int64) (*FileStore, error
 	if err := s.replay(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("open diff file: directory of %s: %w", path, orNotDir(err))
+		}
+		return s, nil
+	}
+	if err := s.openLocked(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func orNotDir(err error) error {
 	if err != nil {
-		return nil, fmt.Errorf("open diff file: %w", err)
+		return err
+	}
+	return errors.New("not a directory")
+}
+
+func (s *FileStore) openLocked() error {
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open diff file: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open diff file: %w", err)
+		return fmt.Errorf("open diff file: %w", err)
 	}
 	s.f, s.size = f, st.Size()
-	return s, nil
+	return nil
 }
 
 // replay loads the previous file's records, then the current file's, into the
@@ -86,8 +111,13 @@ func (s *FileStore) Add(ctx context.Context, r *Record) error {
 	line = append(line, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
+	if s.closed {
 		return errors.New("diff file closed")
+	}
+	if s.f == nil {
+		if err := s.openLocked(); err != nil {
+			return err
+		}
 	}
 	if s.size > 0 && s.size+int64(len(line)) > s.maxBytes {
 		if err := s.rotateLocked(); err != nil {
@@ -122,6 +152,7 @@ func (s *FileStore) rotateLocked() error {
 func (s *FileStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	if s.f == nil {
 		return nil
 	}

@@ -1,10 +1,12 @@
 package shadow
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -165,6 +167,33 @@ func TestFileStorePersistsAndRotates(t *testing.T) {
 		t.Fatal(err)
 	}
 	s4.Close()
+}
+
+// The file appears with the first record (a process that records nothing
+// leaves none), but a path whose directory is missing fails at open.
+func TestFileStoreCreatedWithFirstRecord(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "diffs.jsonl")
+	s, err := OpenFileStore(path, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file before any record: %v", err)
+	}
+	if err := s.Add(context.Background(), rec("chat", ClassSemantic, time.Unix(1700000000, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if b := mustRead(t, path); bytes.Count(b, []byte("\n")) != 1 {
+		t.Errorf("file after one record:\n%s", b)
+	}
+	s.Close()
+	if err := s.Add(context.Background(), rec("chat", ClassSemantic, time.Unix(1700000001, 0))); err == nil {
+		t.Error("Add after Close succeeded")
+	}
+	if _, err := OpenFileStore(filepath.Join(dir, "missing", "diffs.jsonl"), 10, 0); err == nil {
+		t.Error("open under a missing directory succeeded")
+	}
 }
 
 func mustRead(t *testing.T, p string) []byte {
