@@ -33,7 +33,10 @@ func TestDecisionReasons(t *testing.T) {
 		{"route without a native handler", "GET", "/conversations/x", map[string]string{"X-User-Id": "u"}, "legacy", "no_handler"},
 		{"unmatched path", "GET", "/nowhere", nil, "legacy", "unmatched"},
 		{"method not allowed is unmatched", "POST", "/models", nil, "legacy", "unmatched"},
-		{"override reaches native on an unmatched path (QA corpus)", "GET", "/nowhere", map[string]string{"X-Cutover-Backend": "native"}, "native", "override"},
+		{"override to native on a route with a handler", "GET", "/models", map[string]string{"X-Cutover-Backend": "native"}, "native", "override"},
+		{"override to native on an unmatched path stays legacy", "GET", "/static/x", map[string]string{"X-Cutover-Backend": "native"}, "legacy", "override_no_handler"},
+		{"override to native on a route without a handler stays legacy", "GET", "/conversations/y", map[string]string{"X-Cutover-Backend": "native"}, "legacy", "override_no_handler"},
+		{"override to legacy on an unmatched path", "GET", "/static/y", map[string]string{"X-Cutover-Backend": "legacy"}, "legacy", "override"},
 		{"override to legacy on a 100 % route", "GET", "/health", map[string]string{"X-Cutover-Backend": "legacy"}, "legacy", "override"},
 	}
 	for _, tt := range tests {

@@ -44,9 +44,13 @@ const (
 	ReasonNoIdentity
 	// ReasonOverride: the QA override header chose the backend.
 	ReasonOverride
+	// ReasonOverrideNoHandler: the QA override asked for native, but the
+	// request matched no route or its route has no native handler, so it
+	// went to legacy as every such request does (issue 3).
+	ReasonOverrideNoHandler
 )
 
-var reasonNames = [...]string{"unmatched", "no_handler", "share", "no_identity", "override"}
+var reasonNames = [...]string{"unmatched", "no_handler", "share", "no_identity", "override", "override_no_handler"}
 
 // String returns the reason's log name.
 func (r Reason) String() string {

@@ -64,7 +64,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"route", "backend", "code"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cutover_decisions_total", Help: "Routing decisions by route, backend chosen and reason (share, override, unmatched, no_handler, no_identity).",
+			Name: "cutover_decisions_total", Help: "Routing decisions by route, backend chosen and reason (share, override, override_no_handler, unmatched, no_handler, no_identity).",
 		}, []string{"route", "backend", "reason"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cutover_in_flight_requests", Help: "Requests being served.",

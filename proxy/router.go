@@ -54,7 +54,6 @@ type Router struct {
 	snap     atomic.Pointer[snapshot]
 	dispatch Dispatcher
 	native   map[string]bool
-	hasApp   bool
 	metrics  *Metrics
 	log      *slog.Logger
 
@@ -103,7 +102,6 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	base := &backends{legacy: opts.Legacy}
 	if opts.Native != nil {
 		base.native = opts.Native
-		rt.hasApp = true
 		for _, e := range opts.Native.Endpoints() {
 			rt.native[e] = true
 		}
@@ -273,8 +271,13 @@ func (rt *Router) decide(s *snapshot, r *http.Request, d *Decision) *routeMetric
 		d.Config = rte.cfg
 	}
 	defer func() { d.Served = d.Backend }()
-	if b, ok := s.override(r); ok && (b == Legacy || rt.hasApp) {
+	if b, ok := s.override(r); ok {
 		d.Backend, d.Reason = b, ReasonOverride
+		if b == Native && (rte == nil || !rte.native) {
+			// Unmatched requests and routes without a native handler are
+			// always legacy, override or not.
+			d.Backend, d.Reason = Legacy, ReasonOverrideNoHandler
+		}
 		return rm
 	}
 	if rte == nil {
