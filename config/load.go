@@ -27,6 +27,20 @@ const MaxShare = 10000
 // only), applies CUTOVER_* environment overrides and defaults, and validates.
 // The error joins every problem found.
 func Load(path string) (*Config, error) {
+	c, err := Inspect(path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Inspect is Load for validation tools (cutover check-config): besides the
+// error joining every problem found, it returns the config as far as it
+// could be decoded (fields that failed to decode keep their defaults), so
+// the caller can add its own checks to the same report. The config is nil
+// only when the file cannot be read or is not YAML; when the error is not
+// nil the config must not be served.
+func Inspect(path string) (*Config, error) {
 	var data []byte
 	if path != "" {
 		b, err := os.ReadFile(path)
@@ -35,7 +49,7 @@ func Load(path string) (*Config, error) {
 		}
 		data = b
 	}
-	c, err := Parse(data, os.Environ())
+	c, err := parse(data, os.Environ())
 	if c != nil {
 		c.file = path
 		c.raw = data
@@ -46,6 +60,18 @@ func Load(path string) (*Config, error) {
 // Parse is Load on YAML bytes and an explicit environment (KEY=VALUE
 // entries), for tests and for validating a file before it is swapped in.
 func Parse(data []byte, environ []string) (*Config, error) {
+	c, err := parse(data, environ)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse decodes and validates; the config is returned with the error
+// (unless the YAML itself is unreadable) so that decode errors, such as an
+// unknown key or a bad duration, are reported together with the validation
+// of every field that did decode.
+func parse(data []byte, environ []string) (*Config, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if len(bytes.TrimSpace(data)) > 0 {
@@ -78,13 +104,65 @@ func Parse(data []byte, environ []string) (*Config, error) {
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("decode config: %w", err)
+	return &c, errors.Join(decodeProblems(err, c.Routes), c.resolve())
+}
+
+// decodeProblems splits mapstructure's error into one error per field, each
+// naming its field as validation does (a route by its name).
+func decodeProblems(err error, routes []Route) error {
+	if err == nil {
+		return nil
 	}
-	if err := c.resolve(); err != nil {
-		return nil, err
+	var leaves []error
+	var walk func(e error, field string)
+	walk = func(e error, field string) {
+		if de, ok := e.(*mapstructure.DecodeError); ok {
+			walk(de.Unwrap(), de.Name())
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x, field)
+			}
+			return
+		}
+		if field != "" {
+			leaves = append(leaves, fmt.Errorf("%s: %w", fieldLabel(field, routes), e))
+			return
+		}
+		if u := errors.Unwrap(e); u != nil { // "decoding failed due to the following error(s)"
+			walk(u, field)
+			return
+		}
+		leaves = append(leaves, fmt.Errorf("decode config: %w", e))
 	}
-	return &c, nil
+	walk(err, "")
+	return errors.Join(leaves...)
+}
+
+// fieldLabel turns mapstructure's field name ("routes[2].breaker.interval")
+// into validation's style (`route "chat": breaker.interval`).
+func fieldLabel(name string, routes []Route) string {
+	rest, ok := strings.CutPrefix(name, "routes[")
+	if !ok {
+		return name
+	}
+	idx, tail, ok := strings.Cut(rest, "]")
+	if !ok {
+		return name
+	}
+	var i int
+	if _, err := fmt.Sscanf(idx, "%d", &i); err != nil {
+		return name
+	}
+	label := fmt.Sprintf("route #%d", i+1)
+	if i >= 0 && i < len(routes) && routes[i].Name != "" {
+		label = fmt.Sprintf("route %q", routes[i].Name)
+	}
+	if tail = strings.TrimPrefix(tail, "."); tail != "" {
+		return label + ": " + tail
+	}
+	return label
 }
 
 // envKeys lists the dotted keys of every field that an environment variable
@@ -139,7 +217,7 @@ func (c *Config) resolve() error {
 
 	c.validateListeners(add)
 
-	globalSources := parseSourcesInto("stickiness", c.Stickiness, add)
+	globalSources := parseSourcesInto("stickiness", c.Stickiness, c.Identity.SessionCookie, add)
 	if c.Identity.TrustedHops < 0 {
 		add("identity: trusted_hops %d is negative", c.Identity.TrustedHops)
 	}
@@ -158,7 +236,7 @@ func (c *Config) resolve() error {
 			add("%s: name is used by more than one route", label)
 		}
 		names[r.Name] = true
-		r.validate(label, globalSources, add)
+		r.validate(label, globalSources, c.Identity.SessionCookie, add)
 		c.validateShadow(r, label, add)
 	}
 	c.validateShadowGlobal(add)
@@ -338,7 +416,7 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	}
 }
 
-func (r *Route) validate(label string, global []Source, add func(string, ...any)) {
+func (r *Route) validate(label string, global []Source, sessionCookie string, add func(string, ...any)) {
 	if r.Path == "" {
 		add("%s: path is required", label)
 	} else if !strings.HasPrefix(r.Path, "/") {
@@ -356,7 +434,7 @@ func (r *Route) validate(label string, global []Source, add func(string, ...any)
 	r.Share = share
 	r.Sources = global
 	if len(r.Stickiness) > 0 {
-		r.Sources = parseSourcesInto(label+": stickiness", r.Stickiness, add)
+		r.Sources = parseSourcesInto(label+": stickiness", r.Stickiness, sessionCookie, add)
 	}
 	b := r.Breaker
 	if b.FailureRatio < 0 || b.FailureRatio > 1 {
@@ -442,12 +520,21 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 	}
 }
 
-func parseSourcesInto(label string, list []string, add func(string, ...any)) []Source {
+// parseSourcesInto parses a stickiness list, reporting bad entries to add.
+// cookie:<session cookie> is refused: the raw Flask session cookie carries a
+// timestamp and signature that change on every refresh, so bucketing on it
+// would move a user between backends (issue 3); its payload is the stable part.
+func parseSourcesInto(label string, list []string, sessionCookie string, add func(string, ...any)) []Source {
 	out := make([]Source, 0, len(list))
 	for _, s := range list {
 		src, err := ParseSource(s)
 		if err != nil {
 			add("%s: %w", label, err)
+			continue
+		}
+		if src.Kind == SourceCookie && src.Name == sessionCookie {
+			add("%s: source %q is the raw session cookie (identity.session_cookie), whose timestamp and signature change on every refresh; "+
+				"use session:FIELD (e.g. session:conversation_id) or session to bucket on its decoded payload", label, s)
 			continue
 		}
 		out = append(out, src)

@@ -204,21 +204,78 @@ func TestCheckConfig(t *testing.T) {
 	if code := run(context.Background(), []string{"check-config", bad}, &out, &errb); code != 1 {
 		t.Fatalf("bad config: exit %d", code)
 	}
-	if !strings.Contains(errb.String(), `legacy: url "ftp://x" must be http or https`) {
-		t.Errorf("stderr %q", errb.String())
-	}
-	// Semantic checks run when the static ones pass.
-	bad2 := writeConfig(t, "http://127.0.0.1:8000", "127.0.0.1:0", "127.0.0.1:0", "  - name: nohandler\n    path: /x\n    native_percent: 5\n")
-	errb.Reset()
-	if code := run(context.Background(), []string{"check-config", bad2}, &out, &errb); code != 1 ||
-		!strings.Contains(errb.String(), `route "nohandler": native share 5% but no native handler`) {
-		t.Errorf("exit %d, stderr %q", code, errb.String())
+	// The native-handler check runs even though the file has other problems.
+	for _, want := range []string{`legacy: url "ftp://x" must be http or https`, `route "nohandler": native share 5% but no native handler`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+		}
 	}
 	if code := run(context.Background(), []string{"check-config"}, &out, &errb); code != 2 {
 		t.Errorf("no file: exit %d, want 2", code)
 	}
 	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+// check-config lists every problem of a file in one run: decode errors
+// (bad values, unknown keys), validation and the native-handler check.
+func TestCheckConfigReportsEverything(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string // appended to the route table of writeConfig
+		want  []string
+	}{
+		{
+			name:  "bad duration",
+			extra: "    breaker:\n      open_timeout: soon\n",
+			want:  []string{`route "chat_stream": breaker.open_timeout: time: invalid duration`},
+		},
+		{
+			name:  "unknown key",
+			extra: "    natve_percent: 5\n",
+			want:  []string{`route "chat_stream": has invalid keys: natve_percent`},
+		},
+		{
+			name:  "share out of range",
+			extra: "    native_bp: 20000\n",
+			want:  []string{`route "chat_stream": native_bp 20000 is not in [0, 10000]`},
+		},
+		{
+			name:  "share without a native handler",
+			extra: "  - name: static\n    path: /static/<path:filename>\n    native_percent: 5\n",
+			want:  []string{`route "static": native share 5% but no native handler is registered for it`},
+		},
+		{
+			name: "all of them in one run",
+			extra: "    native_bp: 20000\n    natve_percent: 5\n    breaker:\n      open_timeout: soon\n" +
+				"  - name: static\n    path: /static/<path:filename>\n    native_percent: 5\n" +
+				"log:\n  levle: debug\n",
+			want: []string{
+				`route "chat_stream": breaker.open_timeout: time: invalid duration`,
+				`route "chat_stream": has invalid keys: natve_percent`,
+				`route "chat_stream": native_bp 20000 is not in [0, 10000]`,
+				`route "static": native share 5% but no native handler is registered for it`,
+				`log: has invalid keys: levle`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeConfig(t, "http://127.0.0.1:8000", "127.0.0.1:0", "127.0.0.1:0", tt.extra)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"check-config", file}, &out, &errb); code != 1 {
+				t.Fatalf("exit %d, want 1; stdout %q", code, out.String())
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(errb.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+				}
+			}
+			if n := strings.Count(strings.TrimSpace(errb.String()), "\n") + 1; n != len(tt.want) {
+				t.Errorf("%d problems reported, want %d:\n%s", n, len(tt.want), errb.String())
+			}
+		})
 	}
 }
 

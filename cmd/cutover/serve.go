@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -91,15 +92,17 @@ func checkConfigCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "usage: cutover check-config FILE")
 		return errUsage
 	}
-	cfg, err := config.Load(args[0])
-	if err != nil {
+	// Every problem at once: the file's own (decode and validation) and
+	// those that need the native handlers (a share on a route without one).
+	cfg, err := config.Inspect(args[0])
+	if cfg == nil {
 		return err
 	}
-	endpoints, err := nativeEndpoints(cfg)
-	if err != nil {
-		return err
+	endpoints, nerr := nativeEndpoints(cfg)
+	if nerr != nil {
+		return errors.Join(err, nerr)
 	}
-	if err := proxy.Check(cfg, endpoints); err != nil {
+	if err := errors.Join(err, proxy.Check(cfg, endpoints)); err != nil {
 		return err
 	}
 	native := 0
