@@ -359,7 +359,10 @@ type Shadow struct {
 	MaxCaptureBytes int64 `mapstructure:"max_capture_bytes" json:"max_capture_bytes"`
 	// Timeout bounds one shadow call. Zero means 30s.
 	Timeout time.Duration `mapstructure:"timeout" json:"timeout"`
-	// MaxInFlight bounds shadow calls running at once. Zero means 16.
+	// MaxInFlight bounds shadow calls running at once across the workers
+	// (the Bedrock cost cap on concurrency): past it a worker waits for a
+	// slot, within the job's timeout, instead of dropping the job. It cannot
+	// exceed Workers (it would never apply). Zero means Workers.
 	MaxInFlight int `mapstructure:"max_in_flight" json:"max_in_flight"`
 	// ModelCallsPerMinute caps shadow calls that reach Bedrock. Zero means 60.
 	ModelCallsPerMinute int `mapstructure:"model_calls_per_minute" json:"model_calls_per_minute"`
@@ -369,9 +372,22 @@ type Shadow struct {
 	// IsolatedRedisURL is the isolated legacy app's Redis, seeded with the
 	// state a shadowed request reads. Required with IsolatedLegacyURL.
 	IsolatedRedisURL string `mapstructure:"isolated_redis_url" json:"isolated_redis_url"`
-	// Redact lists header and cookie names redacted in diff records. Zero means
-	// Authorization, Cookie, Set-Cookie, X-Api-Key and the override token header.
+	// Redact lists the request and response headers whose values are
+	// replaced in diff records (a given list replaces the default). Zero means
+	// shadow.DefaultRedactHeaders: Authorization, Proxy-Authorization, Cookie,
+	// Set-Cookie, X-Api-Key, X-Amz-Security-Token. The override token header
+	// is redacted either way.
 	Redact []string `mapstructure:"redact" json:"redact,omitempty"`
+	// RedactFields lists names (case-insensitive) whose values are replaced
+	// in recorded query strings, form bodies and JSON bodies (string values,
+	// at any depth); a given list replaces the default. Zero means
+	// shadow.DefaultRedactFields: api_key, apikey, password, secret, token,
+	// access_token, refresh_token, aws_secret_access_key, aws_session_token.
+	RedactFields []string `mapstructure:"redact_fields" json:"redact_fields,omitempty"`
+	// RedactPatterns lists RE2 expressions whose matches are replaced
+	// anywhere in recorded bodies; a given list replaces the default. Zero
+	// means shadow.DefaultRedactPatterns: AWS access key ids and bearer tokens.
+	RedactPatterns []string `mapstructure:"redact_patterns" json:"redact_patterns,omitempty"`
 	// Store configures where diff records go.
 	Store DiffStore `mapstructure:"store" json:"store"`
 	// RecordMatches also stores comparisons that matched. Zero means false:
@@ -398,7 +414,9 @@ type ShadowNoise struct {
 type DiffStore struct {
 	// RingSize is the in-memory ring's capacity. Zero means 1000.
 	RingSize int `mapstructure:"ring_size" json:"ring_size"`
-	// JSONLPath is a file records are appended to. Zero means none.
+	// JSONLPath is the file records are appended to (created with the first
+	// record; relative to the working directory). NoJSONL ("-") means no
+	// file: the in-memory ring only. Zero means DefaultJSONLPath.
 	JSONLPath string `mapstructure:"jsonl_path" json:"jsonl_path"`
 	// RedisURL, when set, also writes records to a Redis stream.
 	RedisURL string `mapstructure:"redis_url" json:"redis_url"`
@@ -408,6 +426,21 @@ type DiffStore struct {
 	RedisMaxLen int64 `mapstructure:"redis_max_len" json:"redis_max_len"`
 	// JSONLMaxBytes rotates the JSONL file (to path.1) past this size. Zero means 64 MiB.
 	JSONLMaxBytes int64 `mapstructure:"jsonl_max_bytes" json:"jsonl_max_bytes"`
+}
+
+// DefaultJSONLPath and NoJSONL are the defaults and the "off" value of
+// DiffStore.JSONLPath.
+const (
+	DefaultJSONLPath = "cutover-diffs.jsonl"
+	NoJSONL          = "-"
+)
+
+// JSONLFile returns the JSONL file records go to, or "" for none.
+func (d DiffStore) JSONLFile() string {
+	if d.JSONLPath == NoJSONL {
+		return ""
+	}
+	return d.JSONLPath
 }
 
 // Log configures logging.

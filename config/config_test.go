@@ -327,3 +327,44 @@ func TestWatcher(t *testing.T) {
 		t.Errorf("forced reload: %v", err)
 	}
 }
+
+func TestShadowDefaultsAndLimits(t *testing.T) {
+	c, err := Parse(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Shadow
+	if s.MaxInFlight != s.Workers || s.Workers != 4 {
+		t.Errorf("max_in_flight %d, workers %d: want max_in_flight = workers = 4", s.MaxInFlight, s.Workers)
+	}
+	if s.Store.JSONLPath != DefaultJSONLPath || s.Store.JSONLFile() != "cutover-diffs.jsonl" {
+		t.Errorf("jsonl_path %q (file %q), want the default file", s.Store.JSONLPath, s.Store.JSONLFile())
+	}
+	// Zero redaction lists: the shadow package's defaults apply (config
+	// keeps no copy of them).
+	if s.Redact != nil || s.RedactFields != nil || s.RedactPatterns != nil {
+		t.Errorf("redaction lists defaulted in config: %q %q %q", s.Redact, s.RedactFields, s.RedactPatterns)
+	}
+
+	c, err = Parse([]byte("shadow:\n  workers: 2\n  store: {jsonl_path: \"-\"}\n"), []string{
+		"CUTOVER_SHADOW_REDACT_FIELDS=session_token, pin", "CUTOVER_SHADOW_REDACT_PATTERNS=sk-[a-z0-9]+"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Shadow.MaxInFlight != 2 || c.Shadow.Store.JSONLFile() != "" {
+		t.Errorf("max_in_flight %d (want workers, 2), jsonl file %q (want none)", c.Shadow.MaxInFlight, c.Shadow.Store.JSONLFile())
+	}
+	if strings.Join(c.Shadow.RedactFields, "|") != "session_token|pin" || strings.Join(c.Shadow.RedactPatterns, "|") != "sk-[a-z0-9]+" {
+		t.Errorf("redact_fields %q, redact_patterns %q from the environment", c.Shadow.RedactFields, c.Shadow.RedactPatterns)
+	}
+
+	_, err = Parse([]byte("shadow:\n  workers: 4\n  max_in_flight: 16\n  redact_patterns: [\"(\"]\n"), nil)
+	for _, want := range []string{"shadow: max_in_flight 16 is above workers 4", "shadow: redact_patterns #1:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+	if c, err := Parse([]byte("shadow:\n  workers: 8\n  max_in_flight: 2\n"), nil); err != nil || c.Shadow.MaxInFlight != 2 {
+		t.Errorf("max_in_flight below workers: %v", err)
+	}
+}

@@ -193,7 +193,11 @@ func envKeys(t reflect.Type, prefix string) []string {
 }
 
 func isListKey(key string) bool {
-	return key == "stickiness" || key == "shadow.redact"
+	switch key {
+	case "stickiness", "shadow.redact", "shadow.redact_fields", "shadow.redact_patterns":
+		return true
+	}
+	return false
 }
 
 func splitList(s string) []string {
@@ -306,12 +310,11 @@ func (c *Config) setDefaults() {
 		c.Shadow.MaxCaptureBytes = 1 << 20
 	}
 	defDur(&c.Shadow.Timeout, 30*time.Second)
-	defInt(&c.Shadow.MaxInFlight, 16)
+	defInt(&c.Shadow.MaxInFlight, c.Shadow.Workers)
 	defInt(&c.Shadow.ModelCallsPerMinute, 60)
-	if len(c.Shadow.Redact) == 0 {
-		c.Shadow.Redact = []string{"Authorization", "Cookie", "Set-Cookie", "X-Api-Key", c.Override.TokenHeader}
-	}
+	// Redaction lists stay zero: the shadow package's defaults apply.
 	defInt(&c.Shadow.Store.RingSize, 1000)
+	def(&c.Shadow.Store.JSONLPath, DefaultJSONLPath)
 	def(&c.Shadow.Store.RedisStream, "cutover:diffs")
 	if c.Shadow.Store.RedisMaxLen == 0 {
 		c.Shadow.Store.RedisMaxLen = 10000
@@ -499,6 +502,14 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 		s.Store.JSONLMaxBytes < 0 || s.Noise.MinSamples < 0 {
 		add("shadow: sizes and limits must not be negative")
 	}
+	if s.MaxInFlight > s.Workers {
+		add("shadow: max_in_flight %d is above workers %d, so it would never apply (raise workers or lower max_in_flight)", s.MaxInFlight, s.Workers)
+	}
+	for i, p := range s.RedactPatterns {
+		if _, err := compileRegex(p); err != nil {
+			add("shadow: redact_patterns #%d: %w", i+1, err)
+		}
+	}
 	if s.Noise.Relative < 0 || s.Noise.Absolute < 0 || s.Noise.Absolute > 1 {
 		add("shadow: noise: relative must not be negative and absolute must be in [0, 1]")
 	}
@@ -618,6 +629,8 @@ func (c *Config) Clone() *Config {
 		n.Routes[i] = r
 	}
 	n.Shadow.Redact = append([]string(nil), c.Shadow.Redact...)
+	n.Shadow.RedactFields = append([]string(nil), c.Shadow.RedactFields...)
+	n.Shadow.RedactPatterns = append([]string(nil), c.Shadow.RedactPatterns...)
 	n.LegacyBreaker.FailureStatuses = append([]int(nil), c.LegacyBreaker.FailureStatuses...)
 	return &n
 }

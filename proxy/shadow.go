@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -100,7 +101,7 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 	s.opts = shadow.Options{
 		Workers: sc.Workers, QueueSize: sc.QueueSize, Timeout: sc.Timeout, MaxBodyBytes: sc.MaxBodyBytes,
 		MaxResponseBytes: s.maxCapture, Comparator: cmp, Store: store, RecordMatches: sc.RecordMatches,
-		Redaction: shadow.Redaction{Headers: sc.Redact}, Logger: log, Now: opts.Now,
+		Redaction: redaction(cfg), Logger: log, Now: opts.Now,
 		Guard: shadow.NewGuard(shadow.GuardConfig{MaxInFlight: sc.MaxInFlight, ModelCallsPerMinute: sc.ModelCallsPerMinute}),
 	}
 	// Always there (bounded, idle until a route sets noise_rate), so a reload
@@ -141,6 +142,25 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 	return s, nil
 }
 
+// redaction is the config's redaction: the shadow package's default for each
+// list left zero, and the override token header always (the router strips it
+// before any backend or shadow sees it; this keeps it out of records even so).
+func redaction(cfg *config.Config) shadow.Redaction {
+	sc := cfg.Shadow
+	r := shadow.Redaction{Headers: sc.Redact, Fields: sc.RedactFields, Patterns: sc.RedactPatterns}
+	if len(r.Headers) == 0 {
+		r.Headers = shadow.DefaultRedactHeaders
+	}
+	if len(r.Fields) == 0 {
+		r.Fields = nil
+	}
+	if len(r.Patterns) == 0 {
+		r.Patterns = nil
+	}
+	r.Headers = append(slices.Clip(r.Headers), cfg.Override.TokenHeader)
+	return r
+}
+
 // newComparator compiles every route's comparison rules.
 func newComparator(cfg *config.Config) (*shadow.Comparator, error) {
 	routes := make(map[string]shadow.Rules, len(cfg.Routes))
@@ -166,13 +186,13 @@ func CheckShadow(cfg *config.Config) error {
 	return err
 }
 
-// newStore opens the diff store: the in-memory ring, plus the JSONL file when
-// configured, plus a capped Redis stream when configured (then the stream,
-// shared by the fleet, answers queries).
+// newStore opens the diff store: the in-memory ring, plus the JSONL file
+// unless jsonl_path is "-", plus a capped Redis stream when configured (then
+// the stream, shared by the fleet, answers queries).
 func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, error) {
 	var local shadow.Store = shadow.NewRing(c.RingSize)
-	if c.JSONLPath != "" {
-		fs, err := shadow.OpenFileStore(c.JSONLPath, c.RingSize, c.JSONLMaxBytes)
+	if path := c.JSONLFile(); path != "" {
+		fs, err := shadow.OpenFileStore(path, c.RingSize, c.JSONLMaxBytes)
 		if err != nil {
 			return nil, fmt.Errorf("shadow: store: jsonl_path: %w", err)
 		}

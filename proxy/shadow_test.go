@@ -162,10 +162,13 @@ shadow:
 		route("delete_conversation", "/conversations/<conversation_id>", "DELETE", true)
 }
 
-// startShadowServer runs a proxy for yaml with the given native apps.
+// startShadowServer runs a proxy for yaml with the given native apps. Diff
+// records go to a JSONL file in the test's temporary directory unless yaml
+// names one.
 func startShadowServer(t *testing.T, yaml string, native NativeApp, iso http.Handler) *testServer {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "cutover.yaml")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cutover.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +176,14 @@ func startShadowServer(t *testing.T, yaml string, native NativeApp, iso http.Han
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
+	if cfg.Shadow.Store.JSONLPath == config.DefaultJSONLPath {
+		cfg.Shadow.Store.JSONLPath = filepath.Join(dir, config.DefaultJSONLPath)
+	}
+	return startShadowConfig(t, cfg, native, iso)
+}
+
+func startShadowConfig(t *testing.T, cfg *config.Config, native NativeApp, iso http.Handler) *testServer {
+	t.Helper()
 	logs := &syncBuffer{}
 	tln, aln := listen(t), listen(t)
 	srv, err := New(cfg, Options{Native: native, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
@@ -182,7 +193,7 @@ func startShadowServer(t *testing.T, yaml string, native NativeApp, iso http.Han
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{Server: srv, URL: "http://" + tln.Addr().String(), AdminURL: "http://" + aln.Addr().String(),
-		File: file, Logs: logs, cancel: cancel, done: make(chan error, 1)}
+		File: cfg.File(), Logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Run(ctx) }()
 	waitHealthy(t, ts.URL+cfg.Listen.HealthPath)
 	t.Cleanup(func() { ts.stop(t) })

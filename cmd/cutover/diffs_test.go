@@ -152,7 +152,8 @@ func TestServeShadowsAndDiffs(t *testing.T) {
 	}))
 	defer legacy.Close()
 	traffic, admin := freeAddr(t), freeAddr(t)
-	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cutover.yaml")
 	yaml := fmt.Sprintf(`listen: {addr: %s}
 admin: {addr: %s}
 shutdown: {drain_delay: 1ms, timeout: 5s}
@@ -164,11 +165,12 @@ native:
 shadow:
   isolated_legacy_url: http://127.0.0.1:2
   isolated_redis_url: redis://127.0.0.1:3/0
+  store: {jsonl_path: %s}
 routes:
   - name: models
     path: /models
     shadow: {rate_percent: 100, compare: json}
-`, traffic, admin, legacy.URL)
+`, traffic, admin, legacy.URL, filepath.Join(dir, "diffs.jsonl"))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
