@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,16 +45,31 @@ func Param(r *http.Request, name string) string {
 
 // PathInfo returns the request path as Werkzeug sees it: the raw path
 // percent-decoded to bytes (invalid escapes kept as is, like urllib's
-// unquote) and decoded as UTF-8 with errors="replace".
+// unquote) and decoded as UTF-8 with errors="replace". A "#fragment" in the
+// request-target is dropped, as gunicorn does (GET /health#x is /health).
 func PathInfo(r *http.Request) string {
-	raw := r.URL.EscapedPath()
-	if r.URL.Opaque != "" {
-		raw = r.URL.Opaque
-	}
+	raw, _ := rawTarget(r)
 	if strings.IndexByte(raw, '%') < 0 && utf8.ValidString(raw) {
 		return raw // nothing to unquote or replace: the common case, without copies
 	}
 	return DecodeUTF8Replace(unquoteBytes(raw))
+}
+
+// rawTarget returns the request-target's raw path and query as gunicorn
+// splits them (urlsplit: the fragment first, then the query). net/http keeps
+// a '#' in the path (or the query) of a request-target, since a client never
+// sends one; gunicorn, and so the Flask app, drops what follows it.
+func rawTarget(r *http.Request) (path, query string) {
+	u := r.URL
+	if i := strings.IndexByte(r.RequestURI, '#'); i >= 0 {
+		if v, err := url.ParseRequestURI(r.RequestURI[:i]); err == nil {
+			u = v
+		}
+	}
+	if u.Opaque != "" {
+		return u.Opaque, u.RawQuery
+	}
+	return u.EscapedPath(), u.RawQuery
 }
 
 func unquoteBytes(s string) []byte {
@@ -151,7 +167,7 @@ func (m *Map) MatchRequest(r *http.Request, scheme func(*http.Request) string) (
 		}
 		s := scheme(r)
 		loc := s + "://" + WerkzeugHost(r, s) + re.Location
-		if q := r.URL.RawQuery; q != "" {
+		if _, q := rawTarget(r); q != "" {
 			loc += "?" + q
 		}
 		return mt, &RedirectError{Location: loc}

@@ -255,3 +255,29 @@ func TestWriteJSONUnencodable(t *testing.T) {
 		t.Errorf("got %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
+
+func TestPathInfoDropsFragment(t *testing.T) {
+	tests := []struct {
+		target    string
+		wantPath  string
+		wantQuery string
+	}{
+		{"/health", "/health", ""},
+		{"/health#x", "/health", ""},
+		{"/health?a=1#x?y", "/health", "a=1"},
+		{"/#health", "/", ""},
+		{"/a%23b", "/a#b", ""}, // an escaped '#' is part of the path
+	}
+	for _, tt := range tests {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + tt.target + " HTTP/1.1\r\nHost: x\r\n\r\n")))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.target, err)
+		}
+		if got := PathInfo(r); got != tt.wantPath {
+			t.Errorf("PathInfo(%s) = %q, want %q", tt.target, got, tt.wantPath)
+		}
+		if _, q := rawTarget(r); q != tt.wantQuery {
+			t.Errorf("query of %s = %q, want %q", tt.target, q, tt.wantQuery)
+		}
+	}
+}
