@@ -97,6 +97,11 @@ type DumpOptions struct {
 	SortKeys bool
 	// Compact is separators=(",", ":").
 	Compact bool
+	// Stdlib is json.dumps called directly, without Flask's JSON provider:
+	// time.Time and encoding.TextMarshaler values (UUID) are not
+	// serialisable (*UnsupportedTypeError, Python's TypeError) instead of
+	// being written as Flask's http_date and str().
+	Stdlib bool
 }
 
 // Dumps encodes v exactly as CPython 3.11's json.dumps with opt (and Flask's
@@ -229,6 +234,9 @@ func (e *encoder) encode(v reflect.Value, depth int) error {
 		b := v.Interface().(big.Int)
 		return e.encodeBig(&b)
 	case timeType:
+		if e.opt.Stdlib {
+			return &UnsupportedTypeError{t}
+		}
 		e.buf = AppendQuoteASCII(e.buf, HTTPDate(v.Interface().(time.Time)))
 		return nil
 	case numberType:
@@ -242,6 +250,9 @@ func (e *encoder) encode(v reflect.Value, depth int) error {
 		return e.encodeBig(v.Interface().(*big.Int))
 	}
 	if t.Kind() != reflect.Interface && t.Kind() != reflect.Pointer && t.Implements(textMarshalerType) {
+		if e.opt.Stdlib {
+			return &UnsupportedTypeError{t}
+		}
 		text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
 		if err != nil {
 			return err

@@ -8,6 +8,9 @@ Each input line is a JSON request; each output line the answer:
                                               or {"ok": false, "error": type name, "message": str}
   {"op": "session", "cookie": str, "now": int, "secret"?: str} -> {"ok": true, "value": typed} or {"ok": false, "error": class}
       (SECRET_KEY "test-secret" unless secret is given)
+  {"op": "pystr", "cookie": str, "now": int} -> {"str": [code points], "repr": [code points]}: of the
+      session's "v" as Flask opens the cookie
+  {"op": "printable"} -> {"printable": base64 of one byte per code point, 1 if chr(c).isprintable()}
   {"op": "rules", "rules": [{"endpoint", "pattern", "methods", "strict", "auto_options"}]} -> {"ok": true}
   {"op": "route", "method": str, "path": [code points]}
       -> {"kind": "match", "endpoint": str, "args": {name: [type, str(value)]}, "allowed": [...]}
@@ -79,6 +82,24 @@ def session_op(req):
     return {"ok": True, "value": enc(v)}
 
 
+def pystr_op(req):
+    import flask
+    import itsdangerous.timed
+    from flask.sessions import SecureCookieSessionInterface
+
+    app = flask.Flask("oracle")
+    app.config["SECRET_KEY"] = "test-secret"
+    ser = SecureCookieSessionInterface().get_signing_serializer(app)
+    itsdangerous.timed.TimestampSigner.get_timestamp = lambda self: req["now"]
+    with app.app_context():
+        v = ser.loads(req["cookie"])["v"]
+    return {"str": [ord(c) for c in f"{v}"], "repr": [ord(c) for c in repr(v)]}
+
+
+def printable_op(_):
+    return {"printable": base64.b64encode(bytes(chr(c).isprintable() for c in range(0x110000))).decode()}
+
+
 def rules_op(req):
     global _map
     from werkzeug.routing import Map, Rule
@@ -123,6 +144,10 @@ def main():
         req = json.loads(line)
         if req["op"] == "session":
             out = session_op(req)
+        elif req["op"] == "pystr":
+            out = pystr_op(req)
+        elif req["op"] == "printable":
+            out = printable_op(req)
         elif req["op"] == "rules":
             out = rules_op(req)
         elif req["op"] == "route":
