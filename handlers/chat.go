@@ -3,9 +3,8 @@ package handlers
 import (
 	"context"
 	"errors"
-	"math/big"
+	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
@@ -38,17 +37,14 @@ func (a *App) readChatRequest(w http.ResponseWriter, r *http.Request) (req *chat
 }
 
 // conversation is a conversation id as the legacy code holds it: the str
-// from the body or the session (any JSON scalar a signed cookie carries is
-// used as Python would: its str() in the Redis key, the value itself in the
-// replies).
+// from the body, or whatever value the session carries (any JSON value or
+// tagged Flask value: list, tuple, dict, UUID, Markup, datetime, bytes),
+// used as Python uses it: its str() in the Redis key (f"conversation:{id}"),
+// the value itself in the replies.
 type conversation struct {
 	value any
 	key   string
 }
-
-// errSessionID is a session conversation_id the legacy code would format
-// with repr() (a list or dict): not reproduced, answered 500.
-var errSessionID = errors.New("session conversation_id is not a scalar")
 
 // resolveConversation is the legacy resolve_conversation_id.
 func (a *App) resolveConversation(r *http.Request, req *chatRequest, body []byte) (conversation, error) {
@@ -62,31 +58,11 @@ func (a *App) resolveConversation(r *http.Request, req *chatRequest, body []byte
 		sess.Set("conversation_id", id)
 		return conversation{id, conversationKey(id)}, nil
 	}
-	s, ok := pyStr(v)
-	if !ok {
-		return conversation{}, errSessionID
+	s, err := compat.PyStr(v)
+	if err != nil {
+		return conversation{}, fmt.Errorf("session conversation_id: %w", err)
 	}
 	return conversation{v, conversationKey(s)}, nil
-}
-
-// pyStr is Python's str() for JSON scalars.
-func pyStr(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case bool:
-		if x {
-			return "True", true
-		}
-		return "False", true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case *big.Int:
-		return x.String(), true
-	case float64:
-		return compat.FloatRepr(x), true
-	}
-	return "", false
 }
 
 // storeFailure answers a Redis error as the legacy app: 503 JSON for

@@ -98,6 +98,18 @@ func NewRedis(o RedisOptions) (*redis.Client, error) {
 
 func conversationKey(id string) string { return "conversation:" + id }
 
+// errKeyEncoding is a key redis-py cannot send: it encodes str keys as strict
+// UTF-8, and a session value can hold lone surrogates (UnicodeEncodeError,
+// not a REDIS_DOWN error: a 500 in the legacy app, or a dropped stream).
+var errKeyEncoding = errors.New("conversation key is not encodable as UTF-8")
+
+func checkKey(key string) error {
+	if !utf8.ValidString(key) {
+		return errKeyEncoding
+	}
+	return nil
+}
+
 // turn is one stored message as json.loads gives it back.
 type turn struct {
 	role, content, createdAt any
@@ -143,6 +155,9 @@ func (a *App) loadHistoryKey(ctx context.Context, key string) ([]any, error) {
 	if a.cfg.HistoryTurns <= 0 {
 		return []any{}, nil
 	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
 	items, err := a.store.LRange(ctx, key, -2*int64(a.cfg.HistoryTurns), -1).Result()
 	if err != nil {
 		return nil, storeErr("lrange", err)
@@ -173,6 +188,9 @@ func (a *App) saveTurns(ctx context.Context, key, userText, assistantText string
 	}
 	assistant, err := compat.Dumps(compat.Object{{Key: "role", Value: "assistant"}, {Key: "content", Value: assistantText}, {Key: "created_at", Value: now}}, compat.DumpOptions{})
 	if err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
 		return err
 	}
 	if IsDryRun(ctx) {

@@ -15,19 +15,30 @@ import (
 	"github.com/cutover/cutover/internal/bedrockhttp"
 )
 
-// sse is the legacy sse(event, payload): "event: E\ndata: json.dumps(payload)\n\n".
+// sse is the legacy sse(event, payload) for payloads that always encode
+// (strings and decoded JSON values).
 func sse(event string, payload compat.Object) []byte {
-	data, err := compat.Dumps(payload, compat.DumpOptions{})
+	b, err := trySSE(event, payload)
 	if err != nil {
-		// Only decoded JSON values and strings reach here; they always encode.
 		panic(err)
+	}
+	return b
+}
+
+// trySSE is the legacy sse(event, payload): "event: E\ndata:
+// json.dumps(payload)\n\n", with the standard library's json.dumps (no
+// Flask provider: a UUID, datetime or bytes value raises TypeError).
+func trySSE(event string, payload compat.Object) ([]byte, error) {
+	data, err := compat.Dumps(payload, compat.DumpOptions{Stdlib: true})
+	if err != nil {
+		return nil, err
 	}
 	b := make([]byte, 0, len(event)+len(data)+16)
 	b = append(b, "event: "...)
 	b = append(b, event...)
 	b = append(b, "\ndata: "...)
 	b = append(b, data...)
-	return append(b, "\n\n"...)
+	return append(b, "\n\n"...), nil
 }
 
 // index is Python's v[key] on a decoded JSON value: it succeeds only on a
@@ -267,9 +278,17 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 		send(sse("error", compat.Object{{Key: "error", Value: "conversation store unavailable"}, {Key: "code", Value: "store_unavailable"}}))
 		return
 	}
-	send(sse("done", compat.Object{
+	done, err := trySSE("done", compat.Object{
 		{Key: "conversation_id", Value: conv.value},
 		{Key: "usage", Value: st.usage},
 		{Key: "stop_reason", Value: st.stopReason},
-	}))
+	})
+	if err != nil {
+		// A session conversation_id json.dumps cannot write (UUID, datetime,
+		// bytes): the TypeError escapes the legacy generator after the turns
+		// were stored, and the server drops the connection mid-stream.
+		a.log.Error("stream done event not serialisable", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	send(done)
 }

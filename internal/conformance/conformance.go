@@ -51,9 +51,15 @@ type Case struct {
 	Encoding  string      `json:"encoding"`
 	Chunked   bool        `json:"chunked"`
 	Cookie    string      `json:"cookie"`
-	SessionID string      `json:"session_id"`
-	Redis     [][]string  `json:"redis"`
-	RedisDown bool        `json:"redis_down"`
+	// CookieValue is a session cookie Flask made (gen_corpus.py signs it
+	// with the suite's SECRET_KEY at its clock), for session values only
+	// Python produces (tuples, UUIDs, datetimes, bytes...). The case fails
+	// if it does not verify, so a changed key or clock cannot turn it into
+	// a quiet "bad signature" case.
+	CookieValue string     `json:"cookie_value"`
+	SessionID   string     `json:"session_id"`
+	Redis       [][]string `json:"redis"`
+	RedisDown   bool       `json:"redis_down"`
 }
 
 // BodyPart is Text repeated Count times (JSON: [text, count]).
@@ -180,6 +186,14 @@ func SessionCookie(kind, id, secret string, clock float64) (string, error) {
 		return codec(secret, clock).Encode(compat.Object{{Key: "notes", Value: strings.Repeat("caf\u00e9 <&> ", 40)}, {Key: "n", Value: 1.5}})
 	}
 	return "", fmt.Errorf("unknown cookie kind %q", kind)
+}
+
+// VerifyCookie checks that a session cookie is signed with secret and valid
+// at the Unix time clock.
+func VerifyCookie(cookie, secret string, clock float64) error {
+	now := time.Unix(int64(clock), 0)
+	_, err := (&compat.SessionCodec{SecretKey: secret, Now: func() time.Time { return now }}).Decode(cookie)
+	return err
 }
 
 var cookieToken = regexp.MustCompile(`\{cookie:([a-z-]+)\}`)
@@ -363,6 +377,15 @@ func Run(t *testing.T, cases []Case, o Options) {
 			cookie, err := makeCookie(c.Cookie)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.CookieValue != "" {
+				if c.Cookie != "" {
+					t.Fatal("case has both cookie and cookie_value")
+				}
+				if err := VerifyCookie(c.CookieValue, o.Secret, o.Clock); err != nil {
+					t.Fatalf("cookie_value: %v (regenerate the corpus with the suite's SECRET_KEY and clock)", err)
+				}
+				cookie = c.CookieValue
 			}
 			legacy, native := o.Legacy, o.Native
 			if c.RedisDown {

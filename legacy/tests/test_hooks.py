@@ -90,6 +90,19 @@ class TestHooks(unittest.TestCase):
         self.assertEqual(parse_sse(body)[-1][1]["conversation_id"], id_for(raw))
         self.assertEqual(session_cookie(headers), expected_cookie(id_for(raw)))
 
+    def test_permanent_session_expires_from_the_frozen_clock(self):
+        flask_app = Flask("expected")
+        flask_app.secret_key = harness.SECRET_KEY
+        serializer = SecureCookieSessionInterface().get_signing_serializer(flask_app)
+        with mock.patch.object(TimestampSigner, "get_timestamp", lambda self: 1700000000):
+            cookie = "session=" + serializer.dumps({"_permanent": True, "conversation_id": "perm"})
+        status, headers, body = app.post_json("/chat", {"message": "hi"}, cookie=cookie)
+        self.assertEqual(status, 200, body)
+        set_cookie = harness.header(headers, "Set-Cookie")
+        self.assertEqual(len(set_cookie), 1, headers)
+        # 1700000000.25 + PERMANENT_SESSION_LIFETIME (31 days), as http_date writes it
+        self.assertIn("; Expires=Fri, 15 Dec 2023 22:13:20 GMT;", set_cookie[0])
+
     def test_explicit_id_is_kept(self):
         status, headers, body = app.post_json("/chat", {"message": "hi", "conversation_id": "given-id"})
         self.assertEqual(json.loads(body)["conversation_id"], "given-id")

@@ -25,6 +25,10 @@ Each case is one HTTP request plus the state it starts from:
               enough to be zlib-compressed, without conversation_id);
               signed at the suite's clock
   session_id  conversation_id inside a valid/tampered/expired cookie
+  cookie_value a session cookie made here by Flask itself (for values only
+              Python produces: tuples, UUIDs, datetimes, bytes...), signed
+              with the suite's SECRET_KEY at its clock; the runner fails the
+              case if it does not verify
   redis       commands run on a flushed Redis before the request
   redis_down  serve the case with a Redis that is not running
 The runner flushes Redis and runs the setup before each backend's request, and
@@ -34,7 +38,15 @@ backends sent to Bedrock.
 """
 
 import json
+import math
 import sys
+import uuid
+from datetime import datetime, timezone
+
+import itsdangerous.timed
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from markupsafe import Markup
 
 CREATED = "2026-11-26T20:00:00+00:00"
 
@@ -53,6 +65,25 @@ SEEDED_LONG = [["RPUSH", "conversation:long"] + [
     turn("user" if i % 2 == 0 else "assistant", f"turn {i} \u00e9\u00e8") for i in range(30)]]
 
 JSON = [["Content-Type", "application/json"]]
+
+# The suite's SECRET_KEY (testenv.LegacySecretKey) and clock (int() of
+# handlers/conformance_test.go's conformanceClock, as itsdangerous uses it).
+SUITE_SECRET_KEY = "cutover-testenv-secret"
+SUITE_CLOCK = 1795726800
+
+
+def flask_cookie(data):
+    """The session cookie Flask itself sets for data, at the suite's clock."""
+    app = Flask("corpus")
+    app.config["SECRET_KEY"] = SUITE_SECRET_KEY
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    saved = itsdangerous.timed.TimestampSigner.get_timestamp
+    itsdangerous.timed.TimestampSigner.get_timestamp = lambda self: SUITE_CLOCK
+    try:
+        with app.app_context():
+            return serializer.dumps(data)
+    finally:
+        itsdangerous.timed.TimestampSigner.get_timestamp = saved
 cases = []
 
 
@@ -114,6 +145,12 @@ add("unknown/upper-case-path", "GET", "/HEALTH")
 add("unknown/absolute-form", "GET", "http://cutover.test/health")
 add("unknown/bad-percent-query", "GET", "/health?q=%zz&r=%")
 add("unknown/options-asterisk", "OPTIONS", "*")
+# gunicorn drops a "#fragment" from the request-target (urlsplit), net/http keeps it.
+add("health/fragment", "GET", "/health#x")
+add("health/query-then-fragment", "GET", "/health?x=1#y?z")
+add("unknown/fragment-only-path", "GET", "/#health")
+add("conversation/get-fragment", "GET", "/conversations/seeded#frag", redis=SEEDED)
+add("unknown/fragment-redirect", "GET", "/conversations//seeded?x=1#frag", redis=SEEDED)
 add("unknown/forwarded-proto-redirect", "GET", "/conversations//seeded", [["X-Forwarded-Proto", "https"]], redis=SEEDED)
 
 # --- conversations ---------------------------------------------------------
@@ -183,6 +220,50 @@ chat("session/quoted-cookie", '{"message": "quoted"}', headers=JSON + [["Cookie"
 chat("session/other-cookies", '{"message": "others"}', headers=JSON + [["Cookie", "a=1; session={cookie:valid}; b=2"]], session_id="seeded", redis=SEEDED)
 chat("session/empty-cookie-value", '{"message": "empty"}', headers=JSON + [["Cookie", "session="]])
 chat("session/validation-error-with-cookie", '{"message": ""}', cookie="valid", session_id="seeded")
+
+# Session conversation_id values of every type Flask's tagged serializer
+# carries: the legacy code uses str() of the value in the Redis key and the
+# value itself in the answer (jsonify for /chat, json.dumps for the stream's
+# done event, which raises TypeError for UUID, datetime and bytes after the
+# turns are stored: the connection drops mid-stream).
+SESSION_VALUES = [
+    ("list", ["a", 1]),
+    ("list-mixed", ["it's", 'say "q"', "\x00\x7f\u0378\u00e9\u00a0\U0001F600", 1.5, None, True, 10**30,
+                    math.nan, ("t",), {"k": [1]}]),
+    ("dict", {"b": 1, "a": [1.5, None]}),
+    ("dict-tag-like-key", {" t": "x"}),
+    ("tuple", ("a",)),
+    ("tuple-empty", ()),
+    ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    ("markup", Markup("<b>it's</b>")),
+    ("datetime", datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+    ("bytes", b"ab'\x00\xff"),
+    ("float", 7.5),
+    ("nan", math.nan),
+    ("infinity", math.inf),
+    ("bool", True),
+    ("bigint", 10**30),
+    ("null", None),
+    ("unicode", "caf\u00e9 \U0001F600"),
+    ("empty-string", ""),
+    ("lone-surrogate", "a\ud800"),  # redis-py cannot encode the key: 500 before Bedrock
+    ("list-lone-surrogate", ["a\ud800"]),  # repr escapes it: a valid key
+]
+STREAMED = {"list", "dict", "tuple", "uuid", "markup", "datetime", "bytes", "nan", "lone-surrogate"}
+for name, value in SESSION_VALUES:
+    cookie = flask_cookie({"conversation_id": value})
+    chat(f"session-value/chat-{name}", '{"message": "session value ' + name + '"}', cookie_value=cookie)
+    if name in STREAMED:
+        chat(f"session-value/stream-{name}", '{"message": "session value ' + name + '"}', path="/chat/stream",
+             cookie_value=cookie)
+chat("session-value/chat-history", '{"message": "continue"}', cookie_value=flask_cookie({"conversation_id": ("a",)}),
+     redis=[["RPUSH", "conversation:('a',)", turn("user", "tuple key"), turn("assistant", "kept")]])
+# A permanent session: Set-Cookie carries Expires from the (frozen) clock.
+chat("session/permanent-new-id", '{"message": "permanent"}', cookie_value=flask_cookie({"_permanent": True}))
+chat("session/permanent-with-id", '{"message": "permanent"}', redis=SEEDED,
+     cookie_value=flask_cookie({"_permanent": True, "conversation_id": "seeded"}))
+chat("session/permanent-stream", '{"message": "permanent"}', path="/chat/stream",
+     cookie_value=flask_cookie({"_permanent": True}))
 
 # --- chat: validation rules ------------------------------------------------
 V = [
