@@ -55,8 +55,9 @@
 // # Comparison
 //
 // [Comparator] compares status, an allowlist of headers and the body (byte
-// exact by default; structural with JSONPaths when Rules.JSON is set, with
-// per-route Ignore and Normalize rules). Event streams are compared event by
+// exact by default; structural with JSONPaths when Rules.JSON is set). The
+// per-route Ignore and Normalize rules apply in both modes: a difference only
+// where they look away is a match. Event streams are compared event by
 // event (names, data, the assembled text, the terminal event). Each mismatch
 // is [ClassEncoding] (same value, different bytes) or [ClassSemantic];
 // [Noise] relabels differences on fields that differ between two runs of the
