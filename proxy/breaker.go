@@ -190,6 +190,42 @@ type breaker struct {
 	// tripped is set when the breaker opens and taken by the request that
 	// tripped it (auto rollback runs there, outside gobreaker's lock).
 	tripped atomic.Bool
+
+	mu     sync.Mutex // guards recent and nTrans
+	recent [maxTransitions]BreakerTransition
+	nTrans int // transitions recorded in total; recent holds the last maxTransitions
+}
+
+// maxTransitions bounds the transitions each breaker keeps for the admin API.
+const maxTransitions = 10
+
+// BreakerTransition is one state change of a breaker.
+type BreakerTransition struct {
+	At   time.Time `json:"at"`
+	From string    `json:"from"`
+	To   string    `json:"to"`
+}
+
+// record keeps a transition in the bounded ring. It runs under gobreaker's
+// lock (OnStateChange), so it never calls back into the breaker.
+func (br *breaker) record(at time.Time, from, to gobreaker.State) {
+	br.mu.Lock()
+	br.recent[br.nTrans%maxTransitions] = BreakerTransition{At: at.UTC(), From: from.String(), To: to.String()}
+	br.nTrans++
+	br.mu.Unlock()
+}
+
+// transitions returns the recorded transitions, oldest first, and how many
+// there were in total.
+func (br *breaker) transitions() ([]BreakerTransition, int) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	n := min(br.nTrans, maxTransitions)
+	out := make([]BreakerTransition, 0, n)
+	for i := br.nTrans - n; i < br.nTrans; i++ {
+		out = append(out, br.recent[i%maxTransitions])
+	}
+	return out, br.nTrans
 }
 
 func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, global bool) *breaker {
@@ -226,10 +262,12 @@ func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, g
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
+			now := time.Now()
 			if to == gobreaker.StateOpen {
-				br.openedAt.Store(time.Now().UnixNano())
+				br.openedAt.Store(now.UnixNano())
 				br.tripped.Store(true)
 			}
+			br.record(now, from, to)
 			gauge.Set(float64(stateValue(to)))
 			b.transitions.WithLabelValues(route, backend.String(), from.String(), to.String()).Inc()
 			level := slog.LevelInfo
@@ -318,6 +356,11 @@ type BreakerStatus struct {
 	ConsecutiveSuccesses uint32 `json:"consecutive_successes"`
 	// OpenedAt is when it last tripped (zero if never).
 	OpenedAt time.Time `json:"opened_at,omitzero"`
+	// Transitions are the last state changes (at most 10), oldest first.
+	Transitions []BreakerTransition `json:"transitions"`
+	// TransitionsTotal counts every state change since the breaker was
+	// built (a reload that changes its settings builds a new one).
+	TransitionsTotal int `json:"transitions_total"`
 }
 
 func (br *breaker) status() *BreakerStatus {
@@ -330,6 +373,8 @@ func (br *breaker) status() *BreakerStatus {
 	if at := br.openedAt.Load(); at != 0 {
 		s.OpenedAt = time.Unix(0, at).UTC()
 	}
+	// After State, which may itself record the open -> half-open change.
+	s.Transitions, s.TransitionsTotal = br.transitions()
 	return s
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
 )
@@ -564,4 +566,89 @@ func TestBreakerSettings(t *testing.T) {
 			t.Fatal("failure_statuses not applied to the legacy-wide breaker")
 		}
 	})
+}
+
+// GET /admin/routes shows each breaker's recent transitions, oldest first,
+// as the breaker went through them (issue 6: states and transitions).
+func TestAdminRoutesShowTransitions(t *testing.T) {
+	e := startBreakerEnv(t)
+	routeStatus := func() RouteBreakerStatus {
+		t.Helper()
+		resp, body := do(t, e.c, "GET", e.ts.AdminURL+"/admin/routes", "", nil)
+		var list struct {
+			Routes []struct {
+				Name   string             `json:"name"`
+				Status RouteBreakerStatus `json:"status"`
+			} `json:"routes"`
+		}
+		if err := json.Unmarshal(body, &list); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("admin routes: %d %s %v", resp.StatusCode, body, err)
+		}
+		for _, r := range list.Routes {
+			if r.Name == "models" {
+				return r.Status
+			}
+		}
+		t.Fatalf("no models route in %s", body)
+		return RouteBreakerStatus{}
+	}
+	if st := routeStatus(); st.Native == nil || len(st.Native.Transitions) != 0 || st.Native.TransitionsTotal != 0 {
+		t.Fatalf("fresh breaker: %+v", st.Native)
+	}
+	start := time.Now().UTC()
+	for range 3 {
+		e.do(t, "GET", "/models", "", "500")
+	}
+	waitFor(t, func() bool { return e.state("models", Native) == "half-open" })
+	if resp, _ := e.do(t, "GET", "/models", "", ""); servedBy(resp) != "native" {
+		t.Fatalf("probe served by %q", servedBy(resp))
+	}
+	st := routeStatus()
+	type step struct{ from, to string }
+	want := []step{{"closed", "open"}, {"open", "half-open"}, {"half-open", "closed"}}
+	got := make([]step, 0, len(st.Native.Transitions))
+	for _, tr := range st.Native.Transitions {
+		got = append(got, step{tr.From, tr.To})
+	}
+	if len(got) != len(want) || st.Native.TransitionsTotal != len(want) {
+		t.Fatalf("transitions %v (total %d), want %v", got, st.Native.TransitionsTotal, want)
+	}
+	prev := start.Add(-time.Second) // clock granularity
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("transition %d: %v, want %v", i, got[i], want[i])
+		}
+		if at := st.Native.Transitions[i].At; at.Before(prev) {
+			t.Errorf("transition %d at %v, before the previous one (%v)", i, at, prev)
+		} else {
+			prev = at
+		}
+	}
+	if !st.Native.OpenedAt.Equal(st.Native.Transitions[0].At) {
+		t.Errorf("opened_at %v, first transition at %v", st.Native.OpenedAt, st.Native.Transitions[0].At)
+	}
+	if st.Legacy == nil || len(st.Legacy.Transitions) != 0 {
+		t.Errorf("the legacy breaker never changed state: %+v", st.Legacy)
+	}
+}
+
+// A breaker keeps only its last maxTransitions transitions, oldest first,
+// and counts them all.
+func TestBreakerTransitionsBounded(t *testing.T) {
+	br := NewBreakers(nil).newBreaker("r", Native, config.Breaker{}, false)
+	states := []gobreaker.State{gobreaker.StateClosed, gobreaker.StateOpen, gobreaker.StateHalfOpen}
+	base := time.Unix(1_800_000_000, 0)
+	for i := range 25 {
+		br.record(base.Add(time.Duration(i)*time.Second), states[i%3], states[(i+1)%3])
+	}
+	got, total := br.transitions()
+	if total != 25 || len(got) != maxTransitions {
+		t.Fatalf("%d kept of %d, want %d of 25", len(got), total, maxTransitions)
+	}
+	for i, tr := range got {
+		n := 25 - maxTransitions + i
+		if want := base.Add(time.Duration(n) * time.Second).UTC(); !tr.At.Equal(want) || tr.From != states[n%3].String() {
+			t.Errorf("kept #%d = %+v, want transition %d at %v", i, tr, n, want)
+		}
+	}
 }
