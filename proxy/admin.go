@@ -185,7 +185,10 @@ func (a *Admin) rollback(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"result": res})
 }
 
-// ActorHeader names who makes an admin call (the CLI sends user@host).
+// ActorHeader names who makes an admin call, as the audit records it. It is
+// what the caller says, not an authenticated identity (the bearer token is
+// the authentication): cutover weights sends the OS user as user@host (or
+// -actor / CUTOVER_ACTOR); a call without it is recorded as "unknown".
 const ActorHeader = "X-Cutover-Actor"
 
 func (a *Admin) actor(c echo.Context, action string) Actor {

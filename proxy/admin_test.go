@@ -215,3 +215,40 @@ func TestStaleReloadDoesNotUndoShareChange(t *testing.T) {
 		t.Errorf("fresh apply: %v", err)
 	}
 }
+
+// The audit records who X-Cutover-Actor names, "unknown" when a call does
+// not say; with no admin.audit_log it goes to the process log only.
+func TestAuditActor(t *testing.T) {
+	legacy := newBackend(t, echoHandler("legacy"))
+	ts := startServer(t, baseConfig(legacy.URL), newFakeNative("chat", "models"))
+	c := newClient(t)
+	auth := map[string]string{"Authorization": "Bearer admin-secret", "Content-Type": "application/json"}
+	tests := []struct {
+		route string
+		actor string // "" sends no header
+		want  string
+	}{
+		{"chat", "bob@ops-box", "bob@ops-box"},
+		{"models", "", "unknown"},
+	}
+	for _, tt := range tests {
+		h := map[string]string{}
+		for k, v := range auth {
+			h[k] = v
+		}
+		if tt.actor != "" {
+			h[ActorHeader] = tt.actor
+		}
+		if resp, body := do(t, c, "PUT", ts.AdminURL+"/admin/routes/"+tt.route, `{"native_percent": 1}`, h); resp.StatusCode != 200 {
+			t.Fatalf("PUT %s: %d %s", tt.route, resp.StatusCode, body)
+		}
+		found := false
+		for _, line := range strings.Split(ts.Logs.String(), "\n") {
+			found = found || strings.Contains(line, `"msg":"audit: share changed","who":"`+tt.want+`","remote":"127.0.0.1:`) &&
+				strings.Contains(line, `"route":"`+tt.route+`","old_bp":0,"new_bp":100`)
+		}
+		if !found {
+			t.Errorf("process log lacks the audit of %s by %s:\n%s", tt.route, tt.want, ts.Logs.String())
+		}
+	}
+}

@@ -281,10 +281,29 @@ func TestCheckConfigReportsEverything(t *testing.T) {
 
 // cutover weights drives a running cutover serve through the admin API.
 func TestWeightsCommand(t *testing.T) {
-	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("legacy")) }))
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Fail") != "" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		w.Write([]byte("legacy"))
+	}))
 	defer legacy.Close()
 	traffic, admin := freeAddr(t), freeAddr(t)
-	cfg := writeConfig(t, legacy.URL, traffic, admin, "")
+	// get_conversation's legacy breaker trips on the first 5xx; delete_conversation
+	// has its breakers off and a shadow rate.
+	cfg := writeConfig(t, legacy.URL, traffic, admin, `  - name: get_conversation
+    path: /conversations/<conversation_id>
+    breaker:
+      consecutive_failures: 1
+      open_timeout: 1h
+  - name: delete_conversation
+    path: /conversations/<conversation_id>
+    methods: [DELETE]
+    breaker:
+      disabled: true
+    shadow:
+      rate_percent: 2.5
+`)
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("CUTOVER_ADMIN_TOKEN", "tok")
@@ -308,11 +327,62 @@ func TestWeightsCommand(t *testing.T) {
 	if n, s := weights("set", "models", "12.5%"); n != 0 || !strings.Contains(s, "models: 0% -> 12.5% native") {
 		t.Errorf("set: %d %q", n, s)
 	}
-	if n, s := weights("get"); n != 0 || !strings.Contains(s, "models") || !strings.Contains(s, "12.5%") {
-		t.Errorf("get: %d %q", n, s)
+	req, _ := http.NewRequest("GET", "http://"+traffic+"/conversations/c1", nil)
+	req.Header.Set("X-Fail", "1")
+	if resp, err := (&http.Client{Transport: tr}).Do(req); err != nil || resp.StatusCode != 500 {
+		t.Fatalf("failing legacy request: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
-	if n, s := weights("set", "health", "5"); n != 0 || !strings.Contains(s, "health: 0% -> 5% native") {
+	n, got := weights("get")
+	if n != 0 {
+		t.Fatalf("get: %d %q", n, got)
+	}
+	rows := map[string][]string{}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	for _, l := range lines[1 : len(lines)-1] {
+		f := strings.Fields(l)
+		rows[f[0]] = f[1:]
+	}
+	if h := strings.Join(strings.Fields(lines[0]), " "); h != "ROUTE NATIVE % HANDLER BREAKER (NATIVE/LEGACY) SHADOW % PATH METHODS" {
+		t.Errorf("header %q", lines[0])
+	}
+	for _, tt := range []struct{ route, want string }{
+		{"health", "0% yes closed/closed 0% /health GET"},
+		{"models", "12.5% yes closed/closed 0% /models GET"},
+		{"get_conversation", "0% yes closed/open 0% /conversations/<conversation_id> GET"},
+		{"delete_conversation", "0% yes off/off 2.5% /conversations/<conversation_id> DELETE"},
+	} {
+		if r := strings.Join(rows[tt.route], " "); r != tt.want {
+			t.Errorf("get: %s row %q, want %q\n%s", tt.route, r, tt.want, got)
+		}
+	}
+	if last := lines[len(lines)-1]; last != "legacy as a whole: breaker closed" {
+		t.Errorf("get: last line %q", last)
+	}
+	if n, s := weights("get", "delete_conversation"); n != 0 || strings.Count(s, "\n") != 3 || !strings.Contains(s, "off/off") {
+		t.Errorf("get one route: %d %q", n, s)
+	}
+	if n, s := weights("-actor", "ci-bot", "set", "health", "5"); n != 0 || !strings.Contains(s, "health: 0% -> 5% native") {
 		t.Errorf("set health (the native handlers serve it): %d %q", n, s)
+	}
+	// With no admin.audit_log the audit goes to the process log; who is the
+	// OS user as user@host unless -actor says otherwise.
+	me := actorName()
+	if !strings.Contains(me, "@") || strings.HasPrefix(me, "@") {
+		t.Errorf("actorName() = %q, want user@host", me)
+	}
+	for _, want := range []string{
+		`"msg":"audit: share changed","who":"` + me + `","remote":"127.0.0.1:`,
+		`"msg":"audit: share changed","who":"ci-bot","remote":"127.0.0.1:`,
+	} {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(out.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("process log lacks %s:\n%s", want, out.String())
+		}
 	}
 	if n, s := weights("set", "models", "250bp"); n != 0 || !strings.Contains(s, "12.5% -> 2.5%") {
 		t.Errorf("set bp: %d %q", n, s)

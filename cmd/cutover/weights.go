@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -39,8 +40,13 @@ func adminFlags(fs *flag.FlagSet) func() *adminClient {
 	admin := fs.String("admin", def, "admin API base `URL` (env CUTOVER_ADMIN_URL)")
 	token := fs.String("token", os.Getenv("CUTOVER_ADMIN_TOKEN"), "admin bearer `token` (env CUTOVER_ADMIN_TOKEN)")
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	actor := fs.String("actor", "", "who makes the call, recorded in the audit log (X-Cutover-Actor; env CUTOVER_ACTOR, default the OS user as user@host)")
 	return func() *adminClient {
-		return &adminClient{base: strings.TrimRight(*admin, "/"), token: *token, hc: &http.Client{Timeout: *timeout}}
+		who := *actor
+		if who == "" {
+			who = actorName()
+		}
+		return &adminClient{base: strings.TrimRight(*admin, "/"), token: *token, actor: who, hc: &http.Client{Timeout: *timeout}}
 	}
 }
 
@@ -61,25 +67,36 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case rest[0] == "get" && len(rest) <= 2:
 		var out struct {
-			Routes []proxy.RouteInfo `json:"routes"`
+			Routes []routeRow `json:"routes"`
 		}
 		if err := c.do(ctx, http.MethodGet, "/admin/routes", nil, &out); err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ROUTE\tNATIVE %\tHANDLER\tPATH\tMETHODS")
+		fmt.Fprintln(tw, "ROUTE\tNATIVE %\tHANDLER\tBREAKER (NATIVE/LEGACY)\tSHADOW %\tPATH\tMETHODS")
 		found := false
+		var wide *proxy.BreakerStatus
 		for _, r := range out.Routes {
+			if r.Status.LegacyWide != nil {
+				wide = r.Status.LegacyWide
+			}
 			if len(rest) == 2 && r.Name != rest[1] {
 				continue
 			}
 			found = true
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, fmtPercent(r.NativeBP), yesNo(r.NativeHandler), r.Path, strings.Join(r.Methods, ","))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.Name, fmtPercent(r.NativeBP), yesNo(r.NativeHandler),
+				breakerState(r.Status.Native), breakerState(r.Status.Legacy), fmtPercent(r.Shadow.Rate), r.Path, strings.Join(r.Methods, ","))
 		}
 		if len(rest) == 2 && !found {
 			return fmt.Errorf("unknown route %q", rest[1])
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if wide != nil {
+			fmt.Fprintf(stdout, "legacy as a whole: breaker %s\n", breakerState(wide))
+		}
+		return nil
 	case rest[0] == "set" && len(rest) == 3:
 		bp, err := parseShare(rest[2])
 		if err != nil {
@@ -107,6 +124,21 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fs.Usage()
 	return errUsage
+}
+
+// routeRow is a route of GET /admin/routes with its live breaker status.
+type routeRow struct {
+	proxy.RouteInfo
+	Status proxy.RouteBreakerStatus `json:"status"`
+}
+
+// breakerState is a breaker's state for the table: closed, half-open, open,
+// or off when the route's breakers are disabled.
+func breakerState(b *proxy.BreakerStatus) string {
+	if b == nil {
+		return "off"
+	}
+	return b.State
 }
 
 func report(w io.Writer, res proxy.ChangeResult) {
@@ -152,8 +184,8 @@ func yesNo(b bool) string {
 }
 
 type adminClient struct {
-	base, token string
-	hc          *http.Client
+	base, token, actor string
+	hc                 *http.Client
 }
 
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
@@ -175,7 +207,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	req.Header.Set(proxy.ActorHeader, actorName())
+	req.Header.Set(proxy.ActorHeader, c.actor)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err
@@ -197,11 +229,27 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	return json.Unmarshal(data, out)
 }
 
+// actorName is who the audit log records for this CLI: CUTOVER_ACTOR when
+// set, else the OS user as user@host.
 func actorName() string {
-	user := os.Getenv("USER")
-	if user == "" {
-		user = "unknown"
+	if a := strings.TrimSpace(os.Getenv("CUTOVER_ACTOR")); a != "" {
+		return a
 	}
-	host, _ := os.Hostname()
-	return user + "@" + host + " (cutover weights)"
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	for _, env := range []string{"USER", "LOGNAME"} {
+		if name == "" {
+			name = os.Getenv(env)
+		}
+	}
+	if name == "" {
+		name = "uid" + strconv.Itoa(os.Getuid())
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return name + "@" + host
 }
