@@ -128,3 +128,38 @@ func roundTrip(t *testing.T, v any, out any) {
 		t.Fatal(err)
 	}
 }
+
+// TestBoto3ServerFault runs testdata/boto3_test.py's ServerFault class against one stub per fault, each
+// started with that fault for every request (Options.Fault, the binary's -fault flag).
+func TestBoto3ServerFault(t *testing.T) {
+	urls := map[string]string{}
+	stubs := map[string]*bedrockstub.Server{}
+	for _, f := range bedrockstub.Faults {
+		if f == bedrockstub.FaultNone {
+			continue
+		}
+		stubs[f], urls[f] = newStub(t, bedrockstub.Options{Fault: f})
+	}
+	if len(urls) < 6 {
+		t.Fatalf("only %d faults: %v", len(urls), bedrockstub.Faults)
+	}
+	faults, err := json.Marshal(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "python3", filepath.Join("testdata", "boto3_test.py"), "ServerFault")
+	cmd.Env = isolatedAWSEnv("STUB_SERVER_FAULTS=" + string(faults))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("boto3 server-fault tests failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Ran 3 tests") {
+		t.Fatalf("boto3 server-fault tests did not all run:\n%s", out)
+	}
+	t.Logf("boto3 server-fault tests:\n%s", out)
+	for f, stub := range stubs {
+		t.Run(f, func(t *testing.T) { waitIdle(t, stub) })
+	}
+}

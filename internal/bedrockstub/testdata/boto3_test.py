@@ -4,19 +4,23 @@ Run by TestBoto3 (boto3_test.go), which starts the stub and sets:
   STUB_URL      base URL of the stub
   STUB_RESULTS  file to write the cross-SDK results to (compared with the Go SDK's by the Go test)
 and isolates AWS configuration through the environment.
+TestBoto3ServerFault runs only the ServerFault class, with
+  STUB_SERVER_FAULTS  {"fault name": base URL of a stub started with that server-wide fault (-fault)}
 """
 
 import base64
 import contextlib
 import json
 import os
+import threading
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError, ReadTimeoutError
 
-URL = os.environ["STUB_URL"]
+URL = os.environ.get("STUB_URL", "")
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 RICH = ["é", "ü", "日本語", "🚀", '"', "<", ">", "&", "\n"]
 FAULTS = {
@@ -32,10 +36,10 @@ FAULTS = {
 _clients = []
 
 
-def client(**cfg):
+def client(url=None, **cfg):
     c = boto3.client(
         "bedrock-runtime",
-        endpoint_url=URL,
+        endpoint_url=url or URL,
         region_name="us-east-1",
         config=Config(retries={"total_max_attempts": 1}, **cfg),
     )
@@ -232,20 +236,25 @@ def all_ops(c, text):
     return out
 
 
+def check_fault(tc, fault, results):
+    """Asserts that every operation in results failed as fault makes it fail."""
+    code, status = FAULTS[fault]
+    for op, exc, deltas in results:
+        with tc.subTest(fault=fault, op=op):
+            if fault == "stream-error" and op.endswith("Stream"):
+                tc.assertIsInstance(exc, EventStreamError)
+                tc.assertEqual(exc.response["Error"]["Code"], "modelStreamErrorException")
+                tc.assertEqual(deltas, 3)
+                continue
+            tc.assertIsInstance(exc, ClientError)
+            tc.assertNotIsInstance(exc, EventStreamError)
+            tc.assertEqual(exc.response["Error"]["Code"], code)
+            tc.assertEqual(exc.response["ResponseMetadata"]["HTTPStatusCode"], status)
+
+
 class Faults(unittest.TestCase):
     def check(self, fault, results):
-        code, status = FAULTS[fault]
-        for op, exc, deltas in results:
-            with self.subTest(fault=fault, op=op):
-                if fault == "stream-error" and op.endswith("Stream"):
-                    self.assertIsInstance(exc, EventStreamError)
-                    self.assertEqual(exc.response["Error"]["Code"], "modelStreamErrorException")
-                    self.assertEqual(deltas, 3)
-                    continue
-                self.assertIsInstance(exc, ClientError)
-                self.assertNotIsInstance(exc, EventStreamError)
-                self.assertEqual(exc.response["Error"]["Code"], code)
-                self.assertEqual(exc.response["ResponseMetadata"]["HTTPStatusCode"], status)
+        check_fault(self, fault, results)
 
     def test_marker(self):
         c = client()
@@ -284,6 +293,82 @@ class Faults(unittest.TestCase):
         ):
             with self.assertRaises(ReadTimeoutError):
                 call()
+
+
+class Concurrency(unittest.TestCase):
+    def test_16_streams_8_at_a_time(self):
+        """16 streams on one client from 8 threads; the first 8 are all open at once (a barrier after
+        their first event proves it), and every stream carries exactly its own reply."""
+        c = client(max_pool_connections=8)
+        barrier = threading.Barrier(8, timeout=60)
+
+        def one(i):
+            body = anthropic_body(f"stream {i}: ça 🚀 <&>", max_tokens=40)
+            r = c.invoke_model_with_response_stream(modelId=MODEL, body=body, contentType="application/json")
+            events, text = [], []
+            with contextlib.closing(r["body"]) as stream:
+                for ev in stream:
+                    events.append(json.loads(ev["chunk"]["bytes"]))
+                    if len(events) == 1 and i < 8:
+                        barrier.wait()
+                    if events[-1]["type"] == "content_block_delta":
+                        text.append(events[-1]["delta"]["text"])
+            return body, events, "".join(text)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(one, range(16)))
+        texts = set()
+        for body, events, text in results:
+            _, m = invoke(c, body)  # the same request, not streamed, one at a time
+            self.assertEqual(text, m["content"][0]["text"])
+            self.assertEqual(events[0]["message"]["id"], m["id"])
+            want = ["message_start", "content_block_start"] + ["content_block_delta"] * m["usage"]["output_tokens"]
+            want += ["content_block_stop", "message_delta", "message_stop"]
+            self.assertEqual([e["type"] for e in events], want)
+            texts.add(text)
+        self.assertEqual(len(texts), 16)
+
+
+if os.environ.get("STUB_SERVER_FAULTS"):
+    SERVER_FAULTS = json.loads(os.environ["STUB_SERVER_FAULTS"])
+
+    class ServerFault(unittest.TestCase):
+        """Stubs started with a server-wide fault (Options.Fault, the -fault flag)."""
+
+        def test_every_operation_gets_it(self):
+            for fault, url in SERVER_FAULTS.items():
+                if fault == "hang":
+                    c = client(url, read_timeout=0.3, connect_timeout=2)
+                    for call in (
+                        lambda: c.invoke_model(modelId=MODEL, body=anthropic_body("hello")),
+                        lambda: c.invoke_model_with_response_stream(modelId=MODEL, body=anthropic_body("hello")),
+                        lambda: c.converse(**converse_args("hello")),
+                        lambda: c.converse_stream(**converse_args("hello")),
+                    ):
+                        with self.subTest(fault=fault), self.assertRaises(ReadTimeoutError):
+                            call()
+                    continue
+                check_fault(self, fault, all_ops(client(url), "hello"))
+
+        def test_header_none_opts_out(self):
+            for fault, url in SERVER_FAULTS.items():
+                c = client(url)
+                c.meta.events.register("before-sign.bedrock-runtime.*",
+                                       lambda request, **kwargs: request.headers.__setitem__("X-Stub-Fault", "none"))
+                for op, exc, _ in all_ops(c, "hello"):
+                    with self.subTest(fault=fault, op=op):
+                        self.assertIsNone(exc)
+
+        def test_marker_and_header_take_precedence(self):
+            for fault, url in SERVER_FAULTS.items():
+                other = "validation" if fault != "validation" else "throttle"
+                with self.subTest(fault=fault, by="marker"):
+                    check_fault(self, other, all_ops(client(url), "[[stub-fault:%s]]" % other))
+                c = client(url)
+                c.meta.events.register("before-sign.bedrock-runtime.*",
+                                       lambda request, other=other, **kwargs: request.headers.__setitem__("X-Stub-Fault", other))
+                with self.subTest(fault=fault, by="header"):
+                    check_fault(self, other, all_ops(c, "hello"))
 
 
 class CrossSDK(unittest.TestCase):
