@@ -67,8 +67,9 @@ type routeBreakers struct {
 }
 
 type legacyEntry struct {
-	cfg *config.Config
-	b   *breaker
+	cfg      *config.Config
+	settings config.Breaker
+	b        *breaker // nil when legacy_breaker.disabled
 }
 
 // NewBreakers builds an empty breaker set logging to log (nil means slog.Default()).
@@ -139,7 +140,8 @@ func (b *Breakers) forRoute(rc *config.Route) *routeBreakers {
 	return next
 }
 
-// global returns the breaker guarding legacy as a whole.
+// global returns the breaker guarding legacy as a whole, nil when
+// legacy_breaker.disabled.
 func (b *Breakers) global() *breaker {
 	var cfg *config.Config
 	if b.rt != nil {
@@ -158,10 +160,13 @@ func (b *Breakers) global() *breaker {
 	if cfg != nil {
 		settings = cfg.LegacyBreaker
 	}
-	next := &legacyEntry{cfg: cfg}
-	if e != nil && sameSettings(e.b.settings, settings) {
+	next := &legacyEntry{cfg: cfg, settings: settings}
+	switch {
+	case e != nil && sameSettings(e.settings, settings):
 		next.b = e.b
-	} else {
+	case settings.Disabled:
+		b.state.WithLabelValues(LegacyBreakerRoute, "legacy").Set(0)
+	default:
 		next.b = b.newBreaker(LegacyBreakerRoute, Legacy, settings, true)
 	}
 	b.legacy.Store(next)
@@ -309,8 +314,11 @@ func (br *breaker) failed(status int) bool {
 	return status >= 500 && status < 600 && br.fail[status-500]
 }
 
-// outcome classifies a finished round trip for this breaker.
+// outcome classifies a finished round trip for this breaker (nil: none).
 func (br *breaker) outcome(r *http.Request, status int, err error) error {
+	if br == nil {
+		return nil
+	}
 	if r != nil && r.Context().Err() != nil && errors.Is(r.Context().Err(), context.Canceled) {
 		return errNotCounted
 	}
@@ -384,7 +392,8 @@ type RouteBreakerStatus struct {
 	// yet used).
 	Legacy *BreakerStatus `json:"legacy,omitempty"`
 	Native *BreakerStatus `json:"native,omitempty"`
-	// LegacyWide is the breaker guarding legacy as a whole.
+	// LegacyWide is the breaker guarding legacy as a whole (null when
+	// legacy_breaker.disabled).
 	LegacyWide *BreakerStatus `json:"legacy_wide"`
 }
 

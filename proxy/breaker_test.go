@@ -652,3 +652,22 @@ func TestBreakerTransitionsBounded(t *testing.T) {
 		}
 	}
 }
+
+// legacy_breaker.disabled turns the legacy-wide breaker off: unmatched
+// requests keep reaching a failing legacy (502 each time, never the 503 of an
+// open breaker), and the admin API shows no legacy-wide breaker.
+func TestLegacyWideBreakerDisabled(t *testing.T) {
+	ls := newBackend(t, echoHandler("legacy"))
+	yaml := strings.Replace(breakerConfig(ls.URL, ""), "legacy_breaker:\n", "legacy_breaker:\n  disabled: true\n", 1)
+	ts := startServer(t, yaml, &modeNative{})
+	c := newClient(t)
+	ls.Close() // legacy unreachable
+	for i := range 6 {
+		if resp, _ := do(t, c, "GET", ts.URL+"/nowhere", "", nil); resp.StatusCode != 502 {
+			t.Fatalf("request %d to an unreachable legacy: %d, want 502 (no legacy-wide breaker)", i, resp.StatusCode)
+		}
+	}
+	if st := ts.Breakers.Status("health"); st.LegacyWide != nil || st.Legacy == nil {
+		t.Errorf("status %+v: want no legacy-wide breaker and the route's own", st)
+	}
+}
