@@ -2,13 +2,15 @@ package proxy
 
 // The fault-injection suite: real Redis, the legacy app under gunicorn, the
 // Bedrock stub and the native handlers, behind a proxy on a real listener.
-// Each scenario injects a fault under bounded load and asserts that every
-// request got a deliberate answer, that nothing leaked (goroutines, client
-// connections, heap) and that the proxy recovered once the fault cleared
-// (breakers closed, traffic back on the configured split).
+// Each scenario injects a fault under bounded load, with shares flipped and
+// the config reloaded while it lasts, and asserts that every request got a
+// deliberate answer, that nothing leaked (goroutines, client connections,
+// heap) and that the proxy recovered once the fault cleared (breakers
+// closed, traffic back on the configured split).
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +43,7 @@ type faultEnv struct {
 	redis   *testenv.Redis
 	legacy  *testenv.Legacy
 	stub    *bedrockstub.Server
+	pacer   *streamPacer
 	stubURL string
 	ts      *testServer
 	c       *http.Client
@@ -98,17 +101,128 @@ routes:
 `
 }
 
-// startStub runs a Bedrock stub and returns it with its URL.
-func startStub(t *testing.T, opts bedrockstub.Options) (*bedrockstub.Server, string) {
+// startStub runs a Bedrock stub behind a streamPacer and returns them with
+// the URL.
+func startStub(t *testing.T, opts bedrockstub.Options) (*bedrockstub.Server, *streamPacer, string) {
 	t.Helper()
 	stub := bedrockstub.New(opts)
-	srv := httptest.NewServer(stub)
+	pacer := &streamPacer{next: stub, gap: 250 * time.Millisecond, completed: map[string]int{}, cut: map[string]int{}}
+	srv := httptest.NewServer(pacer)
 	t.Cleanup(func() {
 		stub.Close()
 		srv.Close()
 	})
-	return stub, srv.URL
+	return stub, pacer, srv.URL
 }
+
+// slowMarker in a chat message makes the stub stream its answer slowly (see
+// streamPacer): the message reaches the Bedrock request body from either
+// backend.
+const slowMarker = "(slow-stream)"
+
+// streamPacer sits in front of the Bedrock stub. A request whose body
+// contains slowMarker gets its response writes (one event-stream frame each)
+// spaced gap apart, so a client can leave while the stream is surely in
+// progress: a stream of the stub's shortest reply (8 words: 13 frames) lasts
+// 3s at 250ms. It counts how those requests ended, by the SDK that sent them
+// (boto3: the legacy app; the Go SDK: native).
+type streamPacer struct {
+	next http.Handler
+	gap  time.Duration
+
+	mu        sync.Mutex
+	inFlight  int
+	completed map[string]int // every frame written
+	cut       map[string]int // ended early: the caller went away
+}
+
+func (p *streamPacer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !bytes.Contains(body, []byte(slowMarker)) {
+		p.next.ServeHTTP(w, r)
+		return
+	}
+	caller := "native"
+	if ua := strings.ToLower(r.UserAgent()); strings.Contains(ua, "boto3") || strings.Contains(ua, "botocore") {
+		caller = "legacy"
+	}
+	pw := &pacedWriter{ResponseWriter: w, ctx: r.Context(), gap: p.gap}
+	p.mu.Lock()
+	p.inFlight++
+	p.mu.Unlock()
+	returned := false
+	defer func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.inFlight--
+		if returned && !pw.cut {
+			p.completed[caller]++
+		} else {
+			p.cut[caller]++
+		}
+	}()
+	p.next.ServeHTTP(pw, r)
+	returned = true
+}
+
+// counts returns the slow requests in flight and, by caller, those that
+// completed and those cut short.
+func (p *streamPacer) counts() (inFlight int, completed, cut map[string]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	completed, cut = map[string]int{}, map[string]int{}
+	for k, v := range p.completed {
+		completed[k] = v
+	}
+	for k, v := range p.cut {
+		cut[k] = v
+	}
+	return p.inFlight, completed, cut
+}
+
+// pacedWriter delays every write after the first by gap; it gives up, and
+// records the stream as cut, when the request's context ends (the caller
+// closed the connection) or a write fails.
+type pacedWriter struct {
+	http.ResponseWriter
+	ctx    context.Context
+	gap    time.Duration
+	writes int
+	cut    bool
+}
+
+func (w *pacedWriter) Write(b []byte) (int, error) {
+	if w.writes > 0 {
+		timer := time.NewTimer(w.gap)
+		select {
+		case <-timer.C:
+		case <-w.ctx.Done():
+			timer.Stop()
+			w.cut = true
+			return 0, w.ctx.Err()
+		}
+	}
+	w.writes++
+	n, err := w.ResponseWriter.Write(b)
+	if err != nil {
+		w.cut = true
+	}
+	return n, err
+}
+
+func (w *pacedWriter) FlushError() error {
+	err := http.NewResponseController(w.ResponseWriter).Flush()
+	if err != nil {
+		w.cut = true
+	}
+	return err
+}
+
+func (w *pacedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // newNative builds the real native handlers against a stub and Redis.
 func newNative(t *testing.T, stubURL, redisURL string) *handlers.App {
@@ -140,7 +254,7 @@ func startFaultEnv(t *testing.T) *faultEnv {
 	}
 	e := &faultEnv{c: newClient(t)}
 	e.redis = testenv.StartRedis(t)
-	e.stub, e.stubURL = startStub(t, bedrockstub.Options{})
+	e.stub, e.pacer, e.stubURL = startStub(t, bedrockstub.Options{})
 	stubURL := e.stubURL
 	e.legacy = testenv.StartLegacy(t, map[string]string{
 		"REDIS_URL": e.redis.URL(), "BEDROCK_ENDPOINT_URL": stubURL,
@@ -175,16 +289,7 @@ func (e *faultEnv) load(t *testing.T, n, conc int, gen func(i int) (*http.Reques
 				if i >= n {
 					return
 				}
-				req, user := gen(i)
-				o := outcome{request: req.Method + " " + req.URL.Path, user: user}
-				resp, err := e.c.Do(req)
-				if err == nil {
-					o.status, o.header, o.served = resp.StatusCode, resp.Header, resp.Header.Get("X-Cutover-Served-By")
-					o.body, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				o.err = err
-				out[i] = o
+				out[i] = e.send(gen(i))
 				if progress != nil {
 					progress.Add(1)
 				}
@@ -193,6 +298,95 @@ func (e *faultEnv) load(t *testing.T, n, conc int, gen func(i int) (*http.Reques
 	}
 	wg.Wait()
 	return out
+}
+
+// send sends req for user and returns what came back.
+func (e *faultEnv) send(req *http.Request, user string) outcome {
+	o := outcome{request: req.Method + " " + req.URL.Path, user: user}
+	resp, err := e.c.Do(req)
+	if err == nil {
+		o.status, o.header, o.served = resp.StatusCode, resp.Header, resp.Header.Get("X-Cutover-Served-By")
+		o.body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	o.err = err
+	return o
+}
+
+// background is the normal traffic of a scenario whose fault comes from
+// one misbehaving client or a single backend: e.mixed from 3 clients, each
+// pausing 5ms between requests, with shares flipped and the config reloaded
+// throughout (startFlipper). Every answer is checked with deliberate as it
+// arrives and only counts and the first errors are kept, so its memory is
+// bounded however long the fault lasts.
+type background struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	fl     *flipper
+	once   sync.Once
+
+	mu     sync.Mutex
+	counts map[int]int
+	errs   []error
+	more   int // errors beyond the first 10
+}
+
+// startBackground starts the background traffic and returns once it is
+// under way: requests answered and a share flip and reload done.
+func (e *faultEnv) startBackground(t *testing.T) *background {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	bg := &background{cancel: cancel, counts: map[int]int{}}
+	bg.fl = e.startFlipper(t)
+	t.Cleanup(bg.halt) // after a t.Fatal; a no-op once stop ran
+	var next, answered atomic.Int64
+	for range 3 {
+		bg.wg.Go(func() {
+			for ctx.Err() == nil {
+				o := e.send(e.mixed(int(next.Add(1)) - 1))
+				bg.mu.Lock()
+				bg.counts[o.status]++
+				if err := deliberate(o); err != nil {
+					if len(bg.errs) < 10 {
+						bg.errs = append(bg.errs, err)
+					} else {
+						bg.more++
+					}
+				}
+				bg.mu.Unlock()
+				answered.Add(1)
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		})
+	}
+	waitFor(t, func() bool { return answered.Load() >= 10 && bg.fl.rounds.Load() >= 1 })
+	return bg
+}
+
+// halt ends the traffic and the flips, once.
+func (bg *background) halt() {
+	bg.once.Do(func() {
+		bg.cancel()
+		bg.wg.Wait()
+		bg.fl.stop()
+	})
+}
+
+// stop ends the background traffic (requests in flight finish), restores
+// the configured shares and fails t on any answer that was not deliberate.
+func (bg *background) stop(t *testing.T) {
+	t.Helper()
+	bg.halt()
+	for _, err := range bg.errs {
+		t.Errorf("background traffic: %v", err)
+	}
+	if bg.more > 0 {
+		t.Errorf("background traffic: %d more undeliberate answers", bg.more)
+	}
+	t.Logf("background traffic statuses: %v", bg.counts)
 }
 
 // mixed is the usual traffic: health, models, chat and conversation reads,
@@ -333,24 +527,38 @@ func takeBaseline() baseline {
 }
 
 // assertNoLeak checks, once the scenario's clients are gone, that the
-// proxy holds no client connection, that goroutines are back near the
-// baseline (pooled backend connections may differ by a few) and that the
-// heap did not grow by more than 32 MiB.
-func (e *faultEnv) assertNoLeak(t *testing.T, b baseline) {
+// proxy ts the scenario used (e.ts, or one of its own) holds no client
+// connection, that goroutines are back near the baseline (pooled backend
+// connections may differ by a few) and that the heap did not grow by more
+// than 32 MiB. A scenario's own proxy is stopped between the connection
+// check and the goroutine check, so that its goroutines are not counted.
+func (e *faultEnv) assertNoLeak(t *testing.T, b baseline, ts *testServer) {
 	t.Helper()
 	e.c.CloseIdleConnections()
-	port := e.ts.TrafficAddr()[strings.LastIndexByte(e.ts.TrafficAddr(), ':')+1:]
+	port := ts.TrafficAddr()[strings.LastIndexByte(ts.TrafficAddr(), ':')+1:]
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		conns := establishedTo(t, port)
+		if conns == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leak: %d client connections to the proxy on port %s still open", conns, port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ts != e.ts {
+		ts.stop(t)
+	}
+	for {
 		g := runtime.NumGoroutine()
-		if conns == 0 && g <= b.goroutines+25 {
+		if g <= b.goroutines+25 {
 			break
 		}
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("leak: %d client connections still open, %d goroutines (baseline %d)\n%s", conns, g, b.goroutines, buf)
+			t.Fatalf("leak: %d goroutines (baseline %d)\n%s", g, b.goroutines, buf)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -390,7 +598,8 @@ func establishedTo(t *testing.T, port string) int {
 // flipper changes shares and reloads the config file while a fault runs;
 // stop restores the configured shares.
 type flipper struct {
-	stop func()
+	stop   func()
+	rounds atomic.Int64 // share changes done; every third came with a reload
 }
 
 func (e *faultEnv) startFlipper(t *testing.T) *flipper {
@@ -398,6 +607,7 @@ func (e *faultEnv) startFlipper(t *testing.T) *flipper {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var errs atomic.Int64
+	fl := &flipper{}
 	wg.Go(func() {
 		shares := []int{0, 5000, 10000, 2500}
 		for i := 0; ctx.Err() == nil; i++ {
@@ -410,13 +620,14 @@ func (e *faultEnv) startFlipper(t *testing.T) *flipper {
 					errs.Add(1)
 				}
 			}
+			fl.rounds.Add(1)
 			select {
 			case <-ctx.Done():
 			case <-time.After(30 * time.Millisecond):
 			}
 		}
 	})
-	return &flipper{stop: func() {
+	fl.stop = func() {
 		cancel()
 		wg.Wait()
 		if errs.Load() > 0 {
@@ -426,7 +637,8 @@ func (e *faultEnv) startFlipper(t *testing.T) *flipper {
 		if err := e.ts.Reload(); err != nil {
 			t.Fatalf("restore config: %v", err)
 		}
-	}}
+	}
+	return fl
 }
 
 func checkAll(t *testing.T, outs []outcome) map[int]int {
@@ -499,7 +711,7 @@ func TestFaults(t *testing.T) {
 		}
 		e.waitRecovered(t)
 		e.assertSplit(t, e.load(t, 120, 8, e.mixed, nil))
-		e.assertNoLeak(t, b)
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("legacy hanging past its timeout", func(t *testing.T) {
@@ -510,7 +722,9 @@ func TestFaults(t *testing.T) {
 			req.Header.Set("X-Cutover-Backend", "legacy")
 			return req, ""
 		}
+		bg := e.startBackground(t)
 		outs := e.load(t, 6, 6, hang, nil)
+		bg.stop(t)
 		counts := checkAll(t, outs)
 		t.Logf("statuses of hanging requests: %v", counts)
 		if counts[504] == 0 {
@@ -519,7 +733,7 @@ func TestFaults(t *testing.T) {
 		// The hung gunicorn workers give up on the stub after BEDROCK_TIMEOUT.
 		e.waitRecovered(t)
 		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b)
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("legacy returning 500s", func(t *testing.T) {
@@ -568,9 +782,8 @@ func TestFaults(t *testing.T) {
 		failing.Store(false)
 		e2.waitRecovered(t)
 		e2.assertSplit(t, e2.load(t, 100, 8, e2.mixed, nil))
-		e2.ts.stop(t)
 		front.CloseClientConnections()
-		e.assertNoLeak(t, b)
+		e.assertNoLeak(t, b, e2.ts)
 	})
 
 	t.Run("stub faults through native", func(t *testing.T) {
@@ -665,7 +878,7 @@ func TestFaults(t *testing.T) {
 		}
 		e.waitRecovered(t)
 		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b)
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("redis stopped and restarted", func(t *testing.T) {
@@ -684,12 +897,13 @@ func TestFaults(t *testing.T) {
 		}
 		e.waitRecovered(t)
 		e.assertSplit(t, e.load(t, 120, 8, e.mixed, nil))
-		e.assertNoLeak(t, b)
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("slow clients and slowloris", func(t *testing.T) {
 		b := takeBaseline()
 		addr := e.ts.TrafficAddr()
+		bg := e.startBackground(t)
 		// Headers dribbled past read_header_timeout: the connection is closed
 		// without a request reaching a backend.
 		conn, err := net.Dial("tcp", addr)
@@ -754,22 +968,27 @@ func TestFaults(t *testing.T) {
 		if !strings.HasPrefix(string(got), "HTTP/1.1 200 OK") || !strings.Contains(string(got), `"default"`) {
 			t.Errorf("slow reader got %q", got)
 		}
+		bg.stop(t)
 		e.waitRecovered(t)
-		e.assertNoLeak(t, b)
+		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("oversized bodies", func(t *testing.T) {
 		b := takeBaseline()
 		big := `{"message":"` + strings.Repeat("x", 2<<20) + `"}`
 		want413 := string(compat.ErrorPage(413, compat.DefaultDescription(413)))
+		bg := e.startBackground(t)
 		for _, backend := range []string{"legacy", "native"} {
 			resp, body := do(t, e.c, "POST", e.ts.URL+"/chat", big, map[string]string{"Content-Type": "application/json", "X-Cutover-Backend": backend})
 			if resp.StatusCode != 413 || string(body) != want413 {
 				t.Errorf("%s: 2 MiB body: %d %.200s", backend, resp.StatusCode, body)
 			}
 		}
+		bg.stop(t)
 		e.waitRecovered(t)
-		e.assertNoLeak(t, b)
+		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("malformed HTTP and absurd headers", func(t *testing.T) {
@@ -794,49 +1013,124 @@ func TestFaults(t *testing.T) {
 			{"missing Host", "GET /health HTTP/1.1\r\n\r\n", "HTTP/1.1 400"},
 			{"bad Content-Length", "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello", "HTTP/1.1 400"},
 		}
+		bg := e.startBackground(t)
 		for _, tt := range tests {
 			got, err := rawExchange(addr, tt.give)
 			if !strings.HasPrefix(got, tt.want) {
 				t.Errorf("%s: got %.80q (%v), want %q", tt.name, got, err, tt.want)
 			}
 		}
-		resp, _ := do(t, e.c, "GET", e.ts.URL+"/health", "", nil)
-		if resp.StatusCode != 200 {
-			t.Fatalf("proxy not serving after malformed requests: %d", resp.StatusCode)
-		}
-		e.assertNoLeak(t, b)
+		bg.stop(t)
+		e.waitRecovered(t)
+		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b, e.ts)
 	})
 
 	t.Run("client disconnecting mid-stream", func(t *testing.T) {
 		b := takeBaseline()
-		// Its own stub streams slowly, so the stream is surely in progress.
-		slow, slowURL := startStub(t, bedrockstub.Options{TokensPerSecond: 20})
-		ts := startServer(t, faultConfig(e.legacy.URL()), newNative(t, slowURL, e.redis.URL()))
-		for range 3 {
-			conn, err := net.Dial("tcp", ts.TrafficAddr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := `{"message":"tell me a long story"}`
-			fmt.Fprintf(conn, "POST /chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Cutover-Backend: native\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-			br := bufio.NewReader(conn)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			line, err := bufio.NewReader(resp.Body).ReadString('\n')
-			if err != nil || line != "event: delta\n" {
-				t.Fatalf("stream start %q %v", line, err)
-			}
-			if slow.InFlight() == 0 {
-				t.Fatal("the model call is not in flight mid-stream")
-			}
-			conn.Close()
+		requests499 := func() float64 {
+			return metricSum(t, e.c, e.ts.AdminURL, `cutover_requests_total{backend="legacy",code="499",route="chat_stream"} `)
 		}
-		waitFor(t, func() bool { return slow.InFlight() == 0 })
-		ts.stop(t)
-		e.assertNoLeak(t, b)
+		clientGone := func() float64 {
+			return metricSum(t, e.c, e.ts.AdminURL, `cutover_backend_errors_total{backend="legacy",reason="client_gone",route="chat_stream"} `)
+		}
+		logged499 := func() int {
+			n := 0
+			for _, line := range strings.Split(e.ts.Logs.String(), "\n") {
+				if strings.Contains(line, `"msg":"request","route":"chat_stream","backend":"legacy"`) && strings.Contains(line, `"status":499,`) {
+					n++
+				}
+			}
+			return n
+		}
+		backends := []string{"legacy", "native"}
+		requestsBefore, goneBefore, loggedBefore := requests499(), clientGone(), logged499()
+		_, completedBefore, cutBefore := e.pacer.counts()
+
+		// Each round, one client leaves a legacy stream and one a native
+		// stream, both after the first delta; the stub paces those streams
+		// (streamPacer) so they are surely mid-way. With the background
+		// traffic's 3 clients, at most 4 gunicorn workers are busy: nobody
+		// waits for one.
+		const rounds = 2
+		bg := e.startBackground(t)
+		for range rounds {
+			var wg sync.WaitGroup
+			for _, backend := range backends {
+				wg.Go(func() {
+					if err := e.leaveMidStream(backend); err != nil {
+						t.Errorf("%s: %v", backend, err)
+					}
+				})
+			}
+			wg.Wait()
+			// The proxy cancels each backend call: native's Bedrock call at
+			// once; legacy's upstream connection, whose gunicorn worker then
+			// fails to write its next delta and closes its Bedrock stream.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				n, completed, cut := e.pacer.counts()
+				if n == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d Bedrock streams still running 10s after their clients left (completed %v, cut %v)", n, completed, cut)
+				}
+			}
+		}
+		bg.stop(t)
+
+		_, completed, cut := e.pacer.counts()
+		for _, backend := range backends {
+			// Cut, not completed: the backend's Bedrock stream ended because
+			// its caller went away, long before its last frame.
+			if got := cut[backend] - cutBefore[backend]; got != rounds || completed[backend] != completedBefore[backend] {
+				t.Errorf("%s: %d of %d Bedrock streams cut when the client left, %d ran to the end",
+					backend, got, rounds, completed[backend]-completedBefore[backend])
+			}
+		}
+		// Legacy streams left mid-way are logged and counted as 499 (client
+		// gone), once each. (Native ones are logged with the 200 they
+		// started with, unlike what docs/faults.md says: not asserted here.)
+		waitFor(t, func() bool { return requests499()-requestsBefore >= rounds })
+		if got := requests499() - requestsBefore; got != rounds {
+			t.Errorf("%v legacy chat_stream requests counted 499, want %d", got, rounds)
+		}
+		if got := clientGone() - goneBefore; got != rounds {
+			t.Errorf("%v legacy chat_stream errors counted client_gone, want %d", got, rounds)
+		}
+		if got := logged499() - loggedBefore; got != rounds {
+			t.Errorf("%d legacy chat_stream access log lines with status 499, want %d", got, rounds)
+		}
+		e.waitRecovered(t)
+		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
+		e.assertNoLeak(t, b, e.ts)
 	})
+}
+
+// leaveMidStream asks the proxy for a slow chat stream served by backend
+// (the QA override), reads up to its first delta and closes the connection.
+func (e *faultEnv) leaveMidStream(backend string) error {
+	conn, err := net.Dial("tcp", e.ts.TrafficAddr())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	body := `{"message":"` + slowMarker + ` tell me a long story"}`
+	fmt.Fprintf(conn, "POST /chat/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Cutover-Backend: %s\r\nContent-Length: %d\r\n\r\n%s",
+		backend, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return fmt.Errorf("stream response: %w", err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("X-Cutover-Served-By") != backend {
+		return fmt.Errorf("stream answered %d by %q", resp.StatusCode, resp.Header.Get("X-Cutover-Served-By"))
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "event: delta\n" {
+		return fmt.Errorf("stream start %q %v", line, err)
+	}
+	return nil
 }
 
 // rawExchange writes req on a new connection and returns what comes back
