@@ -133,6 +133,9 @@ func startServer(t *testing.T, yaml string, native NativeApp) *testServer {
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
+	if cfg.Shadow.Store.JSONLPath == config.DefaultJSONLPath { // diff records stay out of the package directory
+		cfg.Shadow.Store.JSONLPath = filepath.Join(dir, config.DefaultJSONLPath)
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	tln := listen(t)

@@ -38,7 +38,7 @@ func BenchmarkShadowOverhead(b *testing.B) {
 		name := map[string]string{"0": "shadow-0pct", "10000": "shadow-100pct"}[rate]
 		b.Run(name, func(b *testing.B) {
 			yaml := strings.Replace(baseConfig(backend.URL), "    path: /models\n", "    path: /models\n    shadow: {rate_bp: "+rate+", compare: json}\n", 1) +
-				"log:\n  access: false\n"
+				"log:\n  access: false\nshadow:\n  store: {jsonl_path: \"-\"}\n"
 			cfg, err := config.Parse([]byte(yaml), nil)
 			if err != nil {
 				b.Fatal(err)
