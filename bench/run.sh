@@ -8,6 +8,10 @@
 #   BENCH_BIN=DIR      where cutover and bedrock-stub are (default bin/, as make build leaves them)
 #   BENCH_TTFT=300ms BENCH_TPS=60 BENCH_WINDOW=20s BENCH_GUNICORN_WORKERS=N   workload knobs
 #   BENCH_USERS=175,700 BENCH_CONFIGS=legacy,cutover-0,cutover-50,cutover-100    a part of the chat matrix
+#   BENCH_LOW_USERS=5,10,25,50   the extra low levels of the configurations that reach legacy (empty: none)
+#
+# A full, unrestricted run into bench/results also regenerates the README's benchmark block (between
+# the bench:summary markers) from the new results.json, so the README never quotes another run.
 #
 # Everything runs on 127.0.0.1 with bounded duration and connection counts. Every process the harness
 # starts is in its own process group, listed in bench/tmp/pids; the trap below kills any group still
@@ -44,10 +48,15 @@ for t in wrk hey nginx haproxy redis-server; do
 done
 [ -x "${BENCH_BIN:-bin}/bedrock-stub" ] || { echo "bench: ${BENCH_BIN:-bin}/bedrock-stub is missing (run make build)" >&2; exit 1; }
 
-# Keep the scratch folders (logs, generated configs, perf data) of the last three runs only.
+# Keep the scratch folders (logs, generated configs) of the last two runs only.
 ls -dt bench/tmp/run-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 
+readme=()
+if [ "${BENCH_QUICK:-}" != 1 ] && [ -z "${BENCH_OUT:-}${BENCH_ONLY:-}${BENCH_USERS:-}${BENCH_CONFIGS:-}" ] && [ -z "${BENCH_LOW_USERS+set}" ]; then
+  readme=(-readme README.md)
+fi
+
 go build -o bench/tmp/bin/benchctl ./bench/cmd/benchctl
-bench/tmp/bin/benchctl run -root "$root" "$@" &
+bench/tmp/bin/benchctl run -root "$root" "${readme[@]}" "$@" &
 harness_pid=$!
 wait "$harness_pid"

@@ -3,7 +3,7 @@ package report
 import (
 	"fmt"
 	"math"
-	"strings"
+	"slices"
 )
 
 // Capacity criterion from the seed's business case: P95 under 300 ms over the model latency and
@@ -23,52 +23,77 @@ var SeedRows = []InstanceRow{
 	{Config: "seed: Go target", Capacity: 2000, Basis: "seed figure", RPS: 1000, Seed: true},
 }
 
-// meets reports whether a chat point satisfies the capacity criterion.
-func meets(p ChatPoint) bool {
+// Meets reports whether a chat point satisfies the capacity criterion.
+func Meets(p ChatPoint) bool {
 	l := p.Load
 	return p.Error == "" && l.OK > 0 && l.OverModel.P95MS < criterionMS && l.ErrorRate < maxErrRate
 }
 
-// ComputeInstances derives users per instance and instance counts from the chat matrix.
+// ComputeInstances derives users per instance and instance counts from the chat matrix, from
+// measured levels only: a configuration's capacity is the highest level that meets the criterion
+// with every lower level meeting it too, bounded above by the first level that fails. Nothing is
+// extrapolated: a figure above a measured failing level is never reported.
 func ComputeInstances(c *Chat) *Instances {
 	if c == nil || len(c.Points) == 0 {
 		return nil
 	}
 	in := &Instances{CriterionMS: criterionMS, MaxErrRate: maxErrRate, For: InstanceUsers}
 	for _, cfg := range c.Configs {
-		row := InstanceRow{Config: cfg}
-		var best ChatPoint
-		top := 0
+		var pts []ChatPoint
 		for _, p := range c.Points {
-			if p.Config != cfg {
-				continue
-			}
-			top = max(top, p.Users)
-			if meets(p) && p.Users > int(row.Capacity) {
-				row.Capacity, row.RPS, row.Basis = float64(p.Users), p.Load.RPS, "measured"
-			}
-			if p.Load.RPS > best.Load.RPS {
-				best = p
+			if p.Config == cfg {
+				pts = append(pts, p)
 			}
 		}
-		// Little's law: users = throughput x response time, with the response time at the
-		// criterion's edge (model latency + 300 ms), from the best throughput measured.
-		estimate := 0.0
-		if best.Load.RPS > 0 {
-			estimate = math.Floor(best.Load.RPS * (best.Load.ModelMeanMS + criterionMS) / 1000)
+		if len(pts) == 0 {
+			continue
+		}
+		slices.SortFunc(pts, func(a, b ChatPoint) int { return a.Users - b.Users })
+		row := InstanceRow{Config: cfg, Lowest: pts[0].Users}
+		for _, p := range pts {
+			if !Meets(p) {
+				row.FailsAt = p.Users
+				break
+			}
+			row.Capacity, row.RPS = float64(p.Users), p.Load.RPS
 		}
 		switch {
-		case row.Capacity > 0 && int(row.Capacity) == top:
-			row.Basis = "at least (top level met it)"
-		case row.Capacity == 0 && estimate > 0:
-			row.Capacity, row.RPS, row.Basis = estimate, best.Load.RPS, "estimated (Little's law, no level met it)"
+		case row.Capacity == 0:
+			row.Basis = fmt.Sprintf("none: fails at the lowest level measured (%d users)", row.Lowest)
+			row.InstancesAtLeast = true
+			// Capacity is at most Lowest-1 users: at least this many instances.
+			row.Instances = instancesFor(float64(row.Lowest - 1))
+		case row.FailsAt == 0:
+			row.Basis = fmt.Sprintf("at least: passes at %d users, the top level measured", int(row.Capacity))
+			row.Instances = instancesFor(row.Capacity)
+		default:
+			row.Basis = fmt.Sprintf("measured: passes at %d users, fails at %d", int(row.Capacity), row.FailsAt)
+			row.Instances = instancesFor(row.Capacity)
 		}
-		row.Instances = instancesFor(row.Capacity)
+		for _, p := range pts {
+			if p.Users > row.FailsAt && row.FailsAt > 0 && Meets(p) {
+				row.Basis += fmt.Sprintf(" (passes again at %d users; not counted, a lower level failed)", p.Users)
+				break
+			}
+		}
 		in.Rows = append(in.Rows, row)
-		if (strings.HasPrefix(row.Basis, "measured") || strings.HasPrefix(row.Basis, "at least")) && estimate > row.Capacity {
-			// The levels are far apart: say what the best throughput would carry too.
-			in.Rows = append(in.Rows, InstanceRow{Config: cfg, Capacity: estimate, RPS: best.Load.RPS,
-				Basis: fmt.Sprintf("estimated (Little's law on the best rate, %d users)", best.Users), Instances: instancesFor(estimate)})
+	}
+	var legacy *InstanceRow
+	for i := range in.Rows {
+		if in.Rows[i].Config == "legacy" {
+			legacy = &in.Rows[i]
+		}
+	}
+	if legacy != nil && legacy.Capacity > 0 {
+		for i := range in.Rows {
+			r := &in.Rows[i]
+			if r.Config == "legacy" || r.Capacity == 0 {
+				continue
+			}
+			r.RatioLegacyUsers = r.Capacity / legacy.Capacity
+			if legacy.RPS > 0 {
+				r.RatioLegacyRPS = r.RPS / legacy.RPS
+			}
 		}
 	}
 	for _, s := range SeedRows {

@@ -52,22 +52,29 @@ type Settings struct {
 	StubTPS         float64 `json:"stub_tokens_per_second"`
 	GunicornWorkers int     `json:"gunicorn_workers"`
 	ChatUsers       []int   `json:"chat_users"`
-	ChatRampS       float64 `json:"chat_ramp_s"`
-	ChatWindowS     float64 `json:"chat_window_s"`
-	ChatTimeoutS    float64 `json:"chat_request_timeout_s"`
-	WrkSeconds      float64 `json:"wrk_seconds"`
-	WrkRounds       int     `json:"wrk_rounds"`
-	FixedRateRPS    float64 `json:"fixed_rate_rps"`
-	MemoryOpen      []int   `json:"memory_open"`
-	MemoryStubTPS   float64 `json:"memory_stub_tokens_per_second"`
+	// ChatLowUsers are the extra levels below the legacy app's saturation, run for the
+	// configurations that send traffic to legacy (legacy, cutover 0 % and 50 %).
+	ChatLowUsers  []int   `json:"chat_low_users,omitempty"`
+	ChatRampS     float64 `json:"chat_ramp_s"`
+	ChatWindowS   float64 `json:"chat_window_s"`
+	ChatTimeoutS  float64 `json:"chat_request_timeout_s"`
+	WrkSeconds    float64 `json:"wrk_seconds"`
+	WrkRounds     int     `json:"wrk_rounds"`
+	FixedRateRPS  float64 `json:"fixed_rate_rps"`
+	ShadowRateRPS float64 `json:"shadow_rate_rps,omitempty"`
+	MemoryOpen    []int   `json:"memory_open"`
+	MemoryStubTPS float64 `json:"memory_stub_tokens_per_second"`
 }
 
-// Profile is one pprof profile file.
+// Profile is one pprof profile of cutover, saved in the results folder.
 type Profile struct {
 	Scenario string `json:"scenario"`
-	Kind     string `json:"kind"` // cpu, heap
-	File     string `json:"file"`
-	// Top is `go tool pprof -top` output, trimmed, so the report can quote the hot paths.
+	Kind     string `json:"kind"` // cpu, heap, goroutine
+	// File is the pprof file (gzipped protobuf, symbolized: `go tool pprof` reads it without the
+	// binary); TopFile is `go tool pprof -top` of it as text, beside it.
+	File    string `json:"file"`
+	TopFile string `json:"top_file,omitempty"`
+	// Top is the head of TopFile, so the report can quote the hot paths.
 	Top string `json:"top,omitempty"`
 }
 
@@ -91,7 +98,9 @@ type PTRun struct {
 	CPU    map[string]harness.Usage `json:"procs"`
 }
 
-// PTSummary is the median over rounds of one target at one connection count, with ratios.
+// PTSummary is the median over rounds of one target at one connection count, with ratios. wrk
+// saturates every target, so its latencies are mostly queueing: no "added latency" is derived
+// from them (the fixed-rate runs measure that).
 type PTSummary struct {
 	Conns        int     `json:"conns"`
 	Target       string  `json:"target"`
@@ -103,8 +112,6 @@ type PTSummary struct {
 	Errors       int64   `json:"errors"`
 	RatioDirect  float64 `json:"ratio_to_direct"`
 	RatioNginx   float64 `json:"ratio_to_nginx"`
-	AddedP50MS   float64 `json:"added_p50_ms"`
-	AddedP99MS   float64 `json:"added_p99_ms"`
 	ProxyCPU     float64 `json:"proxy_cpu_cores"`
 	ProxyPeakRSS int64   `json:"proxy_peak_rss_kib"`
 }
@@ -122,18 +129,24 @@ type PTFixed struct {
 
 // Chat is the chatbot workload matrix.
 type Chat struct {
-	Configs []string    `json:"configs"`
-	Users   []int       `json:"users"`
-	Points  []ChatPoint `json:"points"`
+	Configs []string `json:"configs"`
+	// Users is every level measured; Levels the levels of each configuration (not every
+	// configuration runs every level).
+	Users  []int            `json:"users"`
+	Levels map[string][]int `json:"levels,omitempty"`
+	Points []ChatPoint      `json:"points"`
 }
 
 // ChatPoint is one configuration at one user count.
 type ChatPoint struct {
-	Config string                   `json:"config"`
-	Users  int                      `json:"users"`
-	Load   load.Result              `json:"load"`
-	Procs  map[string]harness.Usage `json:"procs"`
-	// RatioLegacy is this point's throughput over the legacy app's at the same user count.
+	// Fallback says whether cutover's breakers (and so breaker fallback between backends) were on.
+	Fallback *bool                    `json:"fallback,omitempty"`
+	Config   string                   `json:"config"`
+	Users    int                      `json:"users"`
+	Load     load.Result              `json:"load"`
+	Procs    map[string]harness.Usage `json:"procs"`
+	// RatioLegacy is this point's throughput over the legacy app's at the same user count (above
+	// the legacy app's capacity this compares with a collapsed app: see Instances for capacity).
 	RatioLegacy float64 `json:"ratio_to_legacy_rps"`
 	// Efficiency is throughput over the theoretical rate (users / mean model latency).
 	Efficiency float64 `json:"efficiency"`
@@ -182,7 +195,12 @@ type ShadowPoint struct {
 	RatePct float64                  `json:"rate_pct"`
 	Load    load.Result              `json:"load"`
 	Procs   map[string]harness.Usage `json:"procs"`
-	Error   string                   `json:"error,omitempty"`
+	// Target says what the shadow side was: live legacy, a dead port, or a stalled server that
+	// accepts and never answers (so the shadow queue fills and drops).
+	Target string `json:"target,omitempty"`
+	// EndRSSKiB is cutover's RSS when the load ended (shadows may still be queued or stalled).
+	EndRSSKiB int64  `json:"end_rss_kib,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Instances is the capacity arithmetic.
@@ -196,14 +214,25 @@ type Instances struct {
 // InstanceRow is one configuration's capacity and the instances it needs.
 type InstanceRow struct {
 	Config string `json:"config"`
-	// Capacity is users per 2-core instance meeting the criterion.
+	// Capacity is the highest measured level meeting the criterion (every lower level meeting it
+	// too); 0 when even the lowest level fails.
 	Capacity float64 `json:"capacity_users"`
-	// Basis says how Capacity was found: "measured" (highest level meeting it), "at least" (the
-	// top level met it), or "estimated" (no level met it: Little's law on the best throughput).
-	Basis     string  `json:"basis"`
-	RPS       float64 `json:"rps_at_capacity"`
-	Instances []int   `json:"instances"`
-	Seed      bool    `json:"seed,omitempty"`
+	// FailsAt is the first measured level that fails (0: none failed, Capacity is a lower bound);
+	// the true capacity lies in [Capacity, FailsAt). Lowest is the lowest level measured.
+	FailsAt int `json:"fails_at_users,omitempty"`
+	Lowest  int `json:"lowest_level,omitempty"`
+	// Basis says how Capacity was found, in words.
+	Basis string  `json:"basis"`
+	RPS   float64 `json:"rps_at_capacity"`
+	// RatioLegacyUsers and RatioLegacyRPS compare capacity and the rate there with the legacy
+	// app's, both at their own highest passing level (0 when either has none).
+	RatioLegacyUsers float64 `json:"ratio_to_legacy_capacity,omitempty"`
+	RatioLegacyRPS   float64 `json:"ratio_to_legacy_rps_at_capacity,omitempty"`
+	// Instances = ceil(users / Capacity); with InstancesAtLeast (no level passed) they are lower
+	// bounds, from a capacity below the lowest level measured.
+	Instances        []int `json:"instances"`
+	InstancesAtLeast bool  `json:"instances_at_least,omitempty"`
+	Seed             bool  `json:"seed,omitempty"`
 }
 
 // Write stores r as results.json in dir.

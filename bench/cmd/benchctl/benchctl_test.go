@@ -1,11 +1,20 @@
 package main
 
 import (
+	"errors"
 	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/bench/harness"
 	"github.com/cutover/cutover/bench/report"
+	"github.com/cutover/cutover/config"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -47,8 +56,8 @@ func TestSummarisePassthroughTakesMediansAndRatios(t *testing.T) {
 	if c.RPS != 40 || c.RPSMin != 10 || c.RPSMax != 48 || c.RatioNginx != 40.0/60 || c.RatioDirect != 0.4 {
 		t.Errorf("cutover summary = %+v, want median 40 (10-48), 0.67x nginx, 0.4x direct", c)
 	}
-	if !near(c.AddedP50MS, 2.1) || !near(c.AddedP99MS, 2.9) {
-		t.Errorf("added latency p50 %v p99 %v, want 2.1 and 2.9 (medians against direct)", c.AddedP50MS, c.AddedP99MS)
+	if c.P50MS != 3.1 || c.P99MS != 8.1 {
+		t.Errorf("cutover latency p50 %v p99 %v, want the medians 3.1 and 8.1 ms", c.P50MS, c.P99MS)
 	}
 	if got["nginx"].RatioNginx != 1 {
 		t.Errorf("nginx against itself = %v", got["nginx"].RatioNginx)
@@ -74,3 +83,88 @@ func TestSummariseFixedIsRelativeToDirect(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+func TestCutoverConfigParses(t *testing.T) {
+	routes := map[string]routeShare{"chat": {NativePct: 50}, "get_conversation": {NativePct: 100, ShadowPct: 100}}
+	tests := []struct {
+		name       string
+		noFallback bool
+	}{{"breakers on", false}, {"no fallback", true}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			y := cutoverConfig(cutoverOpts{Name: "t", LegacyURL: "http://127.0.0.1:1", RedisURL: "redis://127.0.0.1:2/0",
+				StubURL: "http://127.0.0.1:3", Routes: routes, NoFallback: tt.noFallback}, 4, 5)
+			c, err := config.Parse([]byte(y), nil)
+			if err != nil {
+				t.Fatalf("config rejected: %v\n%s", err, y)
+			}
+			if !c.Admin.Pprof {
+				t.Error("admin.pprof is off: the harness could not profile cutover")
+			}
+			for _, r := range c.Routes {
+				if r.Breaker.Disabled != tt.noFallback {
+					t.Errorf("route %s: breaker.disabled = %v, want %v", r.Name, r.Breaker.Disabled, tt.noFallback)
+				}
+			}
+			if got := c.LegacyBreaker.ConsecutiveFailures == neverTrips; got != tt.noFallback {
+				t.Errorf("legacy_breaker.consecutive_failures = %d (never trips: %v), want never trips = %v", c.LegacyBreaker.ConsecutiveFailures, got, tt.noFallback)
+			}
+		})
+	}
+}
+
+func TestChatLevels(t *testing.T) {
+	levels, all := chatLevels([]string{"legacy", "cutover-0", "cutover-100"}, []int{175, 700}, []int{50, 5, 175})
+	if want := []int{5, 50, 175, 700}; !slices.Equal(levels["legacy"], want) || !slices.Equal(levels["cutover-0"], want) {
+		t.Errorf("legacy levels = %v, cutover-0 %v; want %v (low levels added, sorted, no duplicates)", levels["legacy"], levels["cutover-0"], want)
+	}
+	if want := []int{175, 700}; !slices.Equal(levels["cutover-100"], want) {
+		t.Errorf("native levels = %v, want only the seed's %v", levels["cutover-100"], want)
+	}
+	if want := []int{5, 50, 175, 700}; !slices.Equal(all, want) {
+		t.Errorf("all levels = %v, want %v", all, want)
+	}
+}
+
+func TestStallServerAcceptsAndNeverAnswers(t *testing.T) {
+	s, err := startStall()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	_, err = client.Get(s.URL() + "/conversations/x")
+	var nerr net.Error
+	if !errors.As(err, &nerr) || !nerr.Timeout() {
+		t.Errorf("GET to the stalled server = %v, want a client timeout (accepted, never answered)", err)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL(), "http://"))
+	if err != nil {
+		t.Fatalf("the stalled server refuses connections: %v", err)
+	}
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return with a connection held open")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.As(err, &nerr) && nerr.Timeout() {
+		t.Errorf("read after Close = %v, want the connection closed by the server", err)
+	}
+}
+
+func TestRemoveStaleProfiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"cpu-x.pprof", "cpu-x.top.txt", "profile-chat-native-u2000.txt", "results.json", "RESULTS.md"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeStaleProfiles(dir)
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 2 {
+		t.Errorf("left %v, want results.json and RESULTS.md only", left)
+	}
+}

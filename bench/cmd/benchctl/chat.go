@@ -224,6 +224,41 @@ var chatConfigs = []struct {
 	share float64 // -1 = legacy direct, no cutover
 }{{"legacy", -1}, {"cutover-0", 0}, {"cutover-50", 50}, {"cutover-100", 100}}
 
+// envInts parses a comma-separated list of positive integers; ok is false when the variable is unset.
+func envInts(name string) (out []int, ok bool) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return nil, false
+	}
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out, true
+}
+
+// chatLevels returns the user levels of each configuration and every level in ascending order.
+// Every configuration runs the seed's levels (main); the configurations that send traffic to the
+// legacy app also run low levels (below and around its saturation: 2 × cores + 1 sync workers),
+// so its capacity is measured rather than read off a collapsed app.
+func chatLevels(configs []string, main, low []int) (map[string][]int, []int) {
+	levels := map[string][]int{}
+	var all []int
+	for _, cfg := range configs {
+		l := slices.Clone(main)
+		if cfg != "cutover-100" {
+			l = append(l, low...)
+		}
+		slices.Sort(l)
+		l = slices.Compact(l)
+		levels[cfg] = l
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	return levels, slices.Compact(all)
+}
+
 // chat runs the chatbot workload at each user level for every configuration, side by side.
 func (e *env) chat() error {
 	ttft := envDuration("BENCH_TTFT", 300*time.Millisecond)
@@ -233,13 +268,12 @@ func (e *env) chat() error {
 		return err
 	}
 	users := pick(e, []int{175, 700, 2000, 5000}, []int{20, 175})
-	if v := os.Getenv("BENCH_USERS"); v != "" {
-		users = nil
-		for _, f := range strings.Split(v, ",") {
-			if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
-				users = append(users, n)
-			}
-		}
+	if v, ok := envInts("BENCH_USERS"); ok {
+		users = v
+	}
+	low := pick(e, []int{5, 10, 25, 50}, []int{5})
+	if v, ok := envInts("BENCH_LOW_USERS"); ok {
+		low = v
 	}
 	configs := chatConfigs
 	if v := os.Getenv("BENCH_CONFIGS"); v != "" {
@@ -255,9 +289,9 @@ func (e *env) chat() error {
 	timeout := pick(e, 10*time.Second, 3*time.Second)
 	set := &e.res.Settings
 	set.StubTTFTMS, set.StubTPS, set.GunicornWorkers = float64(ttft.Milliseconds()), tps, st.workers
-	set.ChatUsers, set.ChatRampS, set.ChatWindowS, set.ChatTimeoutS = users, ramp.Seconds(), window.Seconds(), timeout.Seconds()
+	set.ChatUsers, set.ChatLowUsers, set.ChatRampS, set.ChatWindowS, set.ChatTimeoutS = users, low, ramp.Seconds(), window.Seconds(), timeout.Seconds()
 
-	c := &report.Chat{Users: users}
+	c := &report.Chat{}
 	haveCut := e.haveCutover()
 	for _, cfg := range configs {
 		if cfg.share >= 0 && !haveCut {
@@ -268,13 +302,18 @@ func (e *env) chat() error {
 	if !haveCut {
 		e.note("bin/cutover with a serve command is missing: chat workload measured on legacy only")
 	}
+	c.Levels, c.Users = chatLevels(c.Configs, users, low)
 	e.res.Chat = c
+	topNative := 0
+	if l := c.Levels["cutover-100"]; len(l) > 0 {
+		topNative = l[len(l)-1]
+	}
 
 	legacyDirty := false
-	for _, u := range users {
+	for _, u := range c.Users {
 		var legacyRPS float64
 		for _, cfg := range configs {
-			if cfg.share >= 0 && !haveCut {
+			if cfg.share >= 0 && !haveCut || !slices.Contains(c.Levels[cfg.name], u) {
 				continue
 			}
 			if err := e.ctx.Err(); err != nil {
@@ -296,9 +335,13 @@ func (e *env) chat() error {
 			target := st.legacyURL
 			var cut *cutoverProc
 			if cfg.share >= 0 {
+				// At 0 % and 50 % the breakers are off: legacy's own failures must reach the client
+				// (pure pass-through at 0 %), not be answered natively once a breaker opens.
+				fallback := cfg.share == 100
+				point.Fallback = &fallback
 				cut, err = e.startCutover(cutoverOpts{
 					Name: fmt.Sprintf("cutover-chat-%s-u%d", cfg.name, u), LegacyURL: st.legacyURL,
-					RedisURL: st.redisURL, StubURL: st.stubURL,
+					RedisURL: st.redisURL, StubURL: st.stubURL, NoFallback: !fallback,
 					Routes: map[string]routeShare{
 						"chat": {NativePct: cfg.share}, "chat_stream": {NativePct: cfg.share}, "get_conversation": {NativePct: cfg.share},
 						"delete_conversation": {NativePct: cfg.share}, "health": {NativePct: cfg.share}, "models": {NativePct: cfg.share},
@@ -313,10 +356,14 @@ func (e *env) chat() error {
 				roots["cutover"] = cut.Pid()
 				target = cut.URL
 			}
+			// Native's goals are at 2,000 and 5,000 users: profile those points (the top level in a
+			// quick run), CPU over part of the window, then the heap.
 			var during func()
-			if cut != nil && cfg.share == 100 && u == 2000 && !e.quick {
+			if cut != nil && cfg.share == 100 && (u == 2000 || u == 5000 || e.quick && u == topNative) {
 				during = func() {
-					e.profile(cut, "chat-native-u2000", 5)
+					scenario := fmt.Sprintf("chat-native-u%d", u)
+					e.profile(cut, scenario, "cpu", int(min(5, window.Seconds()-1)))
+					e.profile(cut, scenario, "heap", 0)
 				}
 			}
 			lc := load.Config{BaseURL: target, Users: u, Ramp: ramp, Duration: window, Timeout: timeout,

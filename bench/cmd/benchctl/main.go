@@ -1,9 +1,10 @@
 // Command benchctl is the benchmark harness behind `make bench` (through bench/run.sh).
 //
-//	benchctl run [-quick] [-out DIR] [-only passthrough,chat,memory,shadow]
+//	benchctl run [-quick] [-out DIR] [-only passthrough,chat,memory,shadow] [-readme README.md]
 //	benchctl upstream -addr 127.0.0.1:PORT      trivial keep-alive upstream for pass-through runs
 //	benchctl load -url URL -users N ...          the chatbot load generator (one run, JSON result)
 //	benchctl report -dir DIR                     re-render RESULTS.md and the SVG plots from results.json
+//	benchctl readme -dir DIR -readme README.md   regenerate the README's benchmark block from results.json
 //
 // Everything it starts listens on 127.0.0.1, every load is bounded in time and connections, and every
 // process it started is stopped before it exits.
@@ -28,6 +29,8 @@ func main() {
 		err = loadCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
+	case "readme":
+		err = readmeCmd(os.Args[2:])
 	default:
 		usage()
 	}
@@ -38,6 +41,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchctl run|upstream|load|report [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchctl run|upstream|load|report|readme [flags]")
 	os.Exit(2)
 }

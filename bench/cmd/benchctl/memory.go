@@ -90,16 +90,19 @@ func (e *env) memoryPoint(mp *report.MemPoint, redisURL, stubURL, legacyURL stri
 		mode = load.ModeHoldChat
 	}
 	ramp := time.Duration(max(1, mp.Open/1000)) * time.Second
-	lc := load.Config{BaseURL: cut.URL, Users: mp.Open, Mode: mode, Ramp: ramp, Duration: 6 * time.Second,
+	lc := load.Config{BaseURL: cut.URL, Users: mp.Open, Mode: mode, Ramp: ramp, Duration: 9 * time.Second,
 		Timeout: 60 * time.Second, TTFT: ttft, TPS: tps, Salt: fmt.Sprintf("memory-%s-%d", mp.Kind, mp.Open)}
 	run, err := e.runLoad(fmt.Sprintf("memory-%s-%d", mp.Kind, mp.Open), lc, map[string]int{"cutover": cut.Pid()}, func() {
 		// Give the last users time to get their request accepted (and, for streams, their first event).
 		_ = e.sleep(ttft + 1500*time.Millisecond)
 		mp.Established = harness.EstablishedConns(cut.Port)
 		mp.LoadedRSSKiB = medianRSS(e, cut.Pid(), 5)
-		if mp.Open >= 5000 || e.quick {
-			e.heapProfile(cut, fmt.Sprintf("memory-%s-%d", mp.Kind, mp.Open))
-		}
+		// After the RSS samples (a heap profile forces a GC): where the memory of the open
+		// requests is (heap in use, goroutine stacks), and what little CPU holding them costs.
+		scenario := fmt.Sprintf("memory-%s-%d", mp.Kind, mp.Open)
+		e.profile(cut, scenario, "heap", 0)
+		e.profile(cut, scenario, "goroutine", 0)
+		e.profile(cut, scenario, "cpu", 2)
 	})
 	mp.Load = run.res
 	mp.ClientOpen = run.res.MaxOpen

@@ -32,8 +32,6 @@ type env struct {
 	g     *harness.Group
 	res   *report.Results
 	start time.Time
-	// notedPprof is set once the missing pprof endpoint has been noted.
-	notedPprof bool
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -60,6 +58,7 @@ func runCmd(args []string) error {
 	out := fs.String("out", os.Getenv("BENCH_OUT"), "results folder (default bench/results, or bench/tmp/results-quick in quick mode)")
 	only := fs.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios: passthrough,chat,memory,shadow (default all)")
 	root := fs.String("root", "", "repository root (default: found from the working directory)")
+	readme := fs.String("readme", "", "after the run, replace the generated block of this README with the summary (see benchctl readme)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +96,7 @@ func runCmd(args []string) error {
 	e.ctx = ctx
 	defer e.g.StopAll()
 
+	removeStaleProfiles(e.out)
 	nofile := harness.RaiseNoFile()
 	e.res = &report.Results{Started: e.start.UTC(), Quick: e.quick, Tools: toolVersions(e.root)}
 	m := &e.res.Machine
@@ -143,6 +143,12 @@ func runCmd(args []string) error {
 		return errors.New("interrupted")
 	}
 	e.logf("results in %s (%.0fs)", e.out, time.Since(e.start).Seconds())
+	if *readme != "" {
+		if err := writeReadme(*readme, e.out); err != nil {
+			return err
+		}
+		e.logf("README summary block of %s regenerated", *readme)
+	}
 	if len(failed) > 0 {
 		return fmt.Errorf("scenarios failed: %s", strings.Join(failed, ", "))
 	}
@@ -172,6 +178,47 @@ func reportCmd(args []string) error {
 	}
 	r.Instances = report.ComputeInstances(r.Chat)
 	return report.Render(*dir, r)
+}
+
+func readmeCmd(args []string) error {
+	fs := flag.NewFlagSet("readme", flag.ContinueOnError)
+	dir := fs.String("dir", "bench/results", "results folder holding results.json")
+	readme := fs.String("readme", "README.md", "README whose generated benchmark block is replaced")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return writeReadme(*readme, *dir)
+}
+
+// writeReadme replaces the generated block of the README at path with the summary of the
+// results in dir, plot paths relative to the README.
+func writeReadme(path, dir string) error {
+	r, err := report.Read(dir)
+	if err != nil {
+		return err
+	}
+	r.Instances = report.ComputeInstances(r.Chat)
+	absReadme, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(filepath.Dir(absReadme), absDir)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, err := report.ReplaceBlock(string(old), report.ReadmeBlock(r, filepath.ToSlash(rel)+"/"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
 }
 
 func findRoot(given string) (string, error) {

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cutover/cutover/bench/harness"
@@ -20,7 +22,8 @@ import (
 const shadowRoute = "get_conversation"
 
 // shadow measures the primary's latency on one route with shadowing at 0 % and 100 % (shadow to
-// a live legacy app, then to a dead one), side by side in one run, at a fixed request rate.
+// a live legacy app, to a dead port, and to a stalled server), side by side in one run, at a
+// fixed request rate, with cutover's memory and what the shadow side did (compared, dropped).
 func (e *env) shadow() error {
 	sh := &report.Shadow{Route: shadowRoute}
 	e.res.Shadow = sh
@@ -36,17 +39,26 @@ func (e *env) shadow() error {
 	if err != nil {
 		return err
 	}
+	stall, err := startStall()
+	if err != nil {
+		return err
+	}
+	defer stall.Close()
 	rate := pick(e, 800.0, 400.0)
+	e.res.Settings.ShadowRateRPS = rate
 	dur := pick(e, 15*time.Second, 3*time.Second)
 	conv := "bench-shadow-conversation"
 	points := []struct {
-		name   string
-		pct    float64
-		legacy string
+		name, target string
+		pct          float64
+		legacy       string
 	}{
-		{"shadow 0%", 0, st.legacyURL},
-		{"shadow 100% to live legacy", 100, st.legacyURL},
-		{"shadow 100% to dead legacy", 100, "http://" + harness.Addr(dead)},
+		{"shadow 0%", "live legacy", 0, st.legacyURL},
+		{"shadow 100% to live legacy", "live legacy", 100, st.legacyURL},
+		{"shadow 100% to dead legacy", "dead port (connection refused)", 100, "http://" + harness.Addr(dead)},
+		// Accepts and never answers: each shadow worker waits out shadow.timeout (30 s, longer than
+		// the run), so the bounded queue fills and further shadows are dropped and counted.
+		{"shadow 100% to stalled legacy", "stalled server (accepts, never answers)", 100, stall.URL()},
 	}
 	active := true
 	created := false
@@ -81,10 +93,12 @@ func (e *env) shadow() error {
 			s := harness.StartSampler(map[string]int{"cutover": cut.Pid(), "legacy": st.legacy.Pid()}, 250*time.Millisecond)
 			h, herr := harness.Hey(e.ctx, cut.URL+"/conversations/"+conv, 16, rate/16, dur)
 			usage := s.Stop()
+			endRSS := harness.RSSKiB(cut.Pid())
 			moved := shadowMetricsMoved(cut.AdminURL)
 			summary := adminGet(cut.AdminURL + "/admin/shadow/summary")
 			e.g.Stop(cut.Proc, 10*time.Second)
-			p := report.ShadowPoint{Name: pt.name, Round: round, RatePct: pt.pct, Procs: usage, Summary: summary,
+			p := report.ShadowPoint{Name: pt.name, Target: pt.target, Round: round, RatePct: pt.pct, Procs: usage, Summary: summary,
+				EndRSSKiB: endRSS,
 				Load: load.Result{Users: 16, RPS: h.RPS, OK: h.Requests - h.Non200, Errors: h.Errors + h.Non200,
 					Get: load.Stats{Count: h.Requests, P50MS: h.P50MS, P95MS: h.P95MS, P99MS: h.P99MS}}}
 			if herr != nil {
@@ -94,12 +108,13 @@ func (e *env) shadow() error {
 				active = false
 				p.Error = "no shadow metric moved"
 			}
-			e.logf("%-28s round %d %5.0f rps p50 %.2f ms p99 %.2f ms errors %d, cutover peak RSS %d KiB",
-				pt.name, round, h.RPS, h.P50MS, h.P99MS, p.Load.Errors, usage["cutover"].PeakRSSKiB)
+			e.logf("%-29s round %d %5.0f rps p50 %.2f ms p99 %.2f ms errors %d, cutover peak RSS %d KiB; shadow summary %s",
+				pt.name, round, h.RPS, h.P50MS, h.P99MS, p.Load.Errors, usage["cutover"].PeakRSSKiB, compact(summary))
 			sh.Runs = append(sh.Runs, p)
 		}
 	}
-	// Medians per setting; the last run's summary and the highest peak RSS are kept.
+	// Medians per setting; the last run's summary, counters and end RSS, and the highest peak RSS
+	// are kept.
 	for _, pt := range points {
 		var rps, p50, p95, p99, cpu []float64
 		var m report.ShadowPoint
@@ -114,8 +129,9 @@ func (e *env) shadow() error {
 			m.Load.OK += r.Load.OK
 			m.Load.Errors += r.Load.Errors
 			m.Summary, m.Error = r.Summary, r.Error
+			m.EndRSSKiB = r.EndRSSKiB
 		}
-		m.Name, m.RatePct = pt.name, pt.pct
+		m.Name, m.Target, m.RatePct = pt.name, pt.target, pt.pct
 		m.Load.Users, m.Load.RPS = 16, median(rps)
 		m.Load.Get = load.Stats{Count: m.Load.OK + m.Load.Errors, P50MS: median(p50), P95MS: median(p95), P99MS: median(p99)}
 		m.Procs = map[string]harness.Usage{"cutover": {CPUCores: median(cpu), PeakRSSKiB: peak}}
@@ -124,6 +140,42 @@ func (e *env) shadow() error {
 	if len(sh.Points) >= 2 {
 		sh.AddedP50MS = sh.Points[1].Load.Get.P50MS - sh.Points[0].Load.Get.P50MS
 		sh.AddedP99MS = sh.Points[1].Load.Get.P99MS - sh.Points[0].Load.Get.P99MS
+	}
+	// Profiles, in runs of their own so they cost none of the measured ones: CPU and heap with
+	// the live shadow (the overhead goal), heap and goroutines with the stalled one (the memory bound).
+	for _, pp := range []struct {
+		scenario, legacy string
+		kinds            []string
+	}{
+		{"shadow-100-live", st.legacyURL, []string{"cpu", "heap"}},
+		{"shadow-100-stalled", stall.URL(), []string{"heap", "goroutine"}},
+	} {
+		if err := e.ctx.Err(); err != nil {
+			return err
+		}
+		routes := map[string]routeShare{}
+		for _, r := range chatRoutes {
+			routes[r.name] = routeShare{NativePct: 100}
+		}
+		routes[shadowRoute] = routeShare{NativePct: 100, ShadowPct: 100}
+		cut, err := e.startCutover(cutoverOpts{Name: "cutover-" + pp.scenario, LegacyURL: pp.legacy,
+			RedisURL: st.redisURL, StubURL: st.stubURL, Routes: routes})
+		if err != nil {
+			e.note("shadow profile %s: %v", pp.scenario, err)
+			continue
+		}
+		secs := pick(e, 5, 2)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = harness.Hey(e.ctx, cut.URL+"/conversations/"+conv, 16, rate/16, time.Duration(secs+3)*time.Second)
+		}()
+		_ = e.sleep(time.Second)
+		for _, k := range pp.kinds {
+			e.profile(cut, pp.scenario, k, secs)
+		}
+		<-done
+		e.g.Stop(cut.Proc, 10*time.Second)
 	}
 	if active {
 		sh.Status = "measured"
@@ -158,6 +210,72 @@ func shadowMetricsMoved(adminURL string) bool {
 		}
 	}
 	return false
+}
+
+// stallServer accepts connections on a loopback port, reads whatever comes and never answers:
+// a shadow side that is up but hangs. Close stops it and closes every connection it holds.
+type stallServer struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func startStall() (*stallServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &stallServer{ln: ln, conns: map[net.Conn]struct{}{}}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = struct{}{}
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				_, _ = io.Copy(io.Discard, c) // until the peer or Close closes it
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			})
+		}
+	})
+	return s, nil
+}
+
+// URL is the server's base URL.
+func (s *stallServer) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Close stops accepting, closes the connections held and waits for their goroutines.
+func (s *stallServer) Close() {
+	s.ln.Close()
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// compact renders raw JSON on one line (for the log).
+func compact(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
 }
 
 // adminGet fetches an admin JSON document with the bench token; nil when it is not valid JSON.
