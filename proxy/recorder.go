@@ -18,6 +18,7 @@ type recorder struct {
 	status   int
 	bytes    int64
 	wrote    bool
+	flushed  bool // some of the response went out before the handler returned
 }
 
 var recorders = sync.Pool{New: func() any { return new(recorder) }}
@@ -74,6 +75,7 @@ func (rec *recorder) Flush() {
 	if !rec.wrote {
 		rec.WriteHeader(http.StatusOK)
 	}
+	rec.flushed = true
 	if f, ok := rec.w.(http.Flusher); ok {
 		f.Flush()
 		return

@@ -350,7 +350,11 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 			errKind = "aborted"
 		}
 	}
-	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote) && !bodyTimedOut(r) {
+	// The client left before the answer was complete: nothing was written,
+	// the backend failed, or a streamed answer was cut (the handler saw the
+	// cancelled context and returned normally). A buffered answer written in
+	// full keeps its status: its bytes were handed to the connection.
+	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote || rec.flushed) && !bodyTimedOut(r) {
 		status = StatusClientClosed
 		errKind = "client_gone"
 	}
