@@ -190,7 +190,9 @@ func (m *Mirror) Store() Store { return m.store }
 // Noise returns the noise learner (nil when noise learning is off).
 func (m *Mirror) Noise() *Noise { return m.opts.Noise }
 
-// Summary returns the per-route tallies, sorted by route.
+// Summary returns the per-route tallies, sorted by route. A comparison is
+// counted after its record (if any) is stored, so a caller that saw the
+// count can query the record.
 func (m *Mirror) Summary() []RouteSummary { return m.tally.summary() }
 
 // Close stops accepting jobs and lets the workers finish the queue. If ctx
@@ -286,9 +288,10 @@ func (m *Mirror) run(j Job) {
 	rec := m.record(j, shadow)
 	switch {
 	case shadow.Err != "":
+		// Stored, then counted: a caller that sees the count can query the record.
 		rec.Class = ClassError
-		m.count(j.Route, ClassError)
 		m.save(ctx, rec)
+		m.count(j.Route, ClassError)
 		return
 	case shadow.Truncated:
 		m.Skip(j.Route, SkipResponseTooLarge)
@@ -303,10 +306,10 @@ func (m *Mirror) run(j Job) {
 		n.apply(j.Route, &res)
 	}
 	rec.Class, rec.Mismatches, rec.Dropped = res.Class, m.red.mismatches(res.Mismatches), res.Dropped
-	m.count(j.Route, res.Class)
 	if res.Class != ClassMatch || m.opts.RecordMatches {
 		m.save(ctx, rec)
 	}
+	m.count(j.Route, res.Class)
 }
 
 // staged stages the snapshot, runs f, and releases. It reports false (and
