@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -57,19 +56,23 @@ func PathInfo(r *http.Request) string {
 
 // rawTarget returns the request-target's raw path and query as gunicorn
 // splits them (urlsplit: the fragment first, then the query). net/http keeps
-// a '#' in the path (or the query) of a request-target, since a client never
-// sends one; gunicorn, and so the Flask app, drops what follows it.
+// a '#' of a request-target in the path or the query, since a client never
+// sends one; gunicorn, and so the Flask app, drops what follows it. A '#' in
+// the path shows in URL.RawPath (an escaped "%23" does not: Path "/a#b" from
+// "/a%23b" has no RawPath), which clones of the request keep too.
 func rawTarget(r *http.Request) (path, query string) {
 	u := r.URL
-	if i := strings.IndexByte(r.RequestURI, '#'); i >= 0 {
-		if v, err := url.ParseRequestURI(r.RequestURI[:i]); err == nil {
-			u = v
-		}
+	if i := strings.IndexByte(u.RawPath, '#'); i >= 0 && u.Opaque == "" {
+		return u.RawPath[:i], "" // the query, if any, was part of the fragment
 	}
+	path, query = u.EscapedPath(), u.RawQuery
 	if u.Opaque != "" {
-		return u.Opaque, u.RawQuery
+		path = u.Opaque
 	}
-	return u.EscapedPath(), u.RawQuery
+	if i := strings.IndexByte(query, '#'); i >= 0 {
+		query = query[:i]
+	}
+	return path, query
 }
 
 func unquoteBytes(s string) []byte {

@@ -279,5 +279,11 @@ func TestPathInfoDropsFragment(t *testing.T) {
 		if _, q := rawTarget(r); q != tt.wantQuery {
 			t.Errorf("query of %s = %q, want %q", tt.target, q, tt.wantQuery)
 		}
+		// A copy of the request without RequestURI (a shadow replay) routes the same.
+		u := *r.URL
+		c := &http.Request{Method: r.Method, URL: &u, Header: http.Header{}}
+		if got := PathInfo(c); got != tt.wantPath {
+			t.Errorf("PathInfo(copy of %s) = %q, want %q", tt.target, got, tt.wantPath)
+		}
 	}
 }
