@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Target is the side a shadow request is sent to. *http.Transport and any
@@ -38,9 +39,16 @@ type Request struct {
 }
 
 // NewRequest copies r (method, URL, host, headers) with the body buffered by
-// BufferBody. Hop-by-hop headers are dropped.
+// BufferBody. Hop-by-hop headers are dropped, and so is a "#fragment" in the
+// request-target: net/http keeps it in the path, gunicorn (and compat, for
+// the native app) drops it, so the primary answered the path without it.
 func NewRequest(r *http.Request, body []byte) Request {
 	u := *r.URL
+	if i := strings.IndexByte(r.RequestURI, '#'); i >= 0 {
+		if v, err := url.ParseRequestURI(r.RequestURI[:i]); err == nil {
+			u = *v
+		}
+	}
 	h := r.Header.Clone()
 	for _, k := range hopHeaders {
 		h.Del(k)
