@@ -93,7 +93,7 @@ func TestCutoverConfigParses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			y := cutoverConfig(cutoverOpts{Name: "t", LegacyURL: "http://127.0.0.1:1", RedisURL: "redis://127.0.0.1:2/0",
-				StubURL: "http://127.0.0.1:3", Routes: routes, NoFallback: tt.noFallback}, 4, 5)
+				StubURL: "http://127.0.0.1:3", Routes: routes, NoFallback: tt.noFallback}, 4, 5, "/tmp/bench")
 			c, err := config.Parse([]byte(y), nil)
 			if err != nil {
 				t.Fatalf("config rejected: %v\n%s", err, y)
@@ -106,8 +106,11 @@ func TestCutoverConfigParses(t *testing.T) {
 					t.Errorf("route %s: breaker.disabled = %v, want %v", r.Name, r.Breaker.Disabled, tt.noFallback)
 				}
 			}
-			if got := c.LegacyBreaker.ConsecutiveFailures == neverTrips; got != tt.noFallback {
-				t.Errorf("legacy_breaker.consecutive_failures = %d (never trips: %v), want never trips = %v", c.LegacyBreaker.ConsecutiveFailures, got, tt.noFallback)
+			if c.LegacyBreaker.Disabled != tt.noFallback {
+				t.Errorf("legacy_breaker.disabled = %v, want %v", c.LegacyBreaker.Disabled, tt.noFallback)
+			}
+			if want := "/tmp/bench/t-diffs.jsonl"; c.Shadow.Store.JSONLPath != want {
+				t.Errorf("shadow.store.jsonl_path = %q, want %q (not the working directory)", c.Shadow.Store.JSONLPath, want)
 			}
 		})
 	}
