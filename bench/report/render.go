@@ -138,7 +138,7 @@ func breakerNote(b *strings.Builder, c *Chat) {
 		}
 	}
 	if len(off) > 0 {
-		fmt.Fprintf(b, "%s: cutover's breakers off (`breaker.disabled` on every route, and a legacy-wide breaker that cannot trip), so the legacy app's failures reach the client as they would without cutover, never answered by the native side instead. ", strings.Join(off, ", "))
+		fmt.Fprintf(b, "%s: cutover's breakers off (`breaker.disabled` on every route and `legacy_breaker.disabled`), so the legacy app's failures reach the client as they would without cutover, never answered by the native side instead. ", strings.Join(off, ", "))
 	}
 	if len(on) > 0 {
 		fmt.Fprintf(b, "%s: breakers on (the defaults). ", strings.Join(on, ", "))
