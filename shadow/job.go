@@ -128,4 +128,6 @@ type Job struct {
 	// Context, when set, supplies values (not cancellation or deadline) for
 	// the shadow call; nil means context.Background.
 	Context context.Context
+
+	cmp *Comparator // the rules in force at Submit
 }

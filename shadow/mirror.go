@@ -37,6 +37,7 @@ type Options struct {
 	// MaxRecordBody caps each body kept in a diff record. Zero means 64 KiB.
 	MaxRecordBody int
 	// Comparator compares responses. Nil means default rules for every route.
+	// SetComparator replaces it while the Mirror runs.
 	Comparator *Comparator
 	// Store keeps diff records. Nil means NewRing(1000).
 	Store Store
@@ -69,7 +70,7 @@ type Options struct {
 // Safe for concurrent use. Close stops it.
 type Mirror struct {
 	opts   Options
-	cmp    *Comparator
+	cmp    atomic.Pointer[Comparator] // stamped on each job by Submit
 	store  Store
 	red    *redactor
 	mt     *metrics
@@ -112,11 +113,9 @@ func NewMirror(opts Options) (*Mirror, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Mirror{opts: opts, cmp: opts.Comparator, store: opts.Store, log: opts.Logger,
+	m := &Mirror{opts: opts, store: opts.Store, log: opts.Logger,
 		queue: make(chan Job, opts.QueueSize)}
-	if m.cmp == nil {
-		m.cmp, _ = NewComparator(ComparatorConfig{})
-	}
+	m.SetComparator(opts.Comparator)
 	if m.store == nil {
 		m.store = NewRing(1000)
 	}
@@ -142,9 +141,21 @@ func NewMirror(opts Options) (*Mirror, error) {
 // ErrClosed is returned by Close when called twice.
 var ErrClosed = errors.New("shadow mirror closed")
 
+// SetComparator makes c the comparison rules of jobs submitted from now on
+// (a config reload); jobs already submitted finish under the rules they were
+// submitted with. Nil means default rules for every route. Safe to call
+// concurrently with Submit.
+func (m *Mirror) SetComparator(c *Comparator) {
+	if c == nil {
+		c, _ = NewComparator(ComparatorConfig{})
+	}
+	m.cmp.Store(c)
+}
+
 // Submit queues j and returns true, or counts a skip and returns false when
 // the queue is full, the mirror is closed, or the job cannot be compared
-// (primary truncated or failed, no target). It never blocks.
+// (primary truncated or failed, no target). It never blocks. The job is
+// compared under the rules in force now (see SetComparator).
 func (m *Mirror) Submit(j Job) bool {
 	switch {
 	case j.Target == nil:
@@ -157,6 +168,7 @@ func (m *Mirror) Submit(j Job) bool {
 		m.Skip(j.Route, SkipResponseTooLarge)
 		return false
 	}
+	j.cmp = m.cmp.Load()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
@@ -297,10 +309,11 @@ func (m *Mirror) run(j Job) {
 		m.Skip(j.Route, SkipResponseTooLarge)
 		return
 	}
-	res := m.cmp.Compare(j.Route, j.Primary, shadow)
+	cmp := j.cmp // the rules in force when the job was submitted
+	res := cmp.Compare(j.Route, j.Primary, shadow)
 	if n := m.opts.Noise; n != nil {
 		if replay && again.Err == "" && !again.Truncated {
-			n.ObserveNoise(j.Route, semanticPaths(m.cmp.Compare(j.Route, j.Primary, again)))
+			n.ObserveNoise(j.Route, semanticPaths(cmp.Compare(j.Route, j.Primary, again)))
 		}
 		n.ObserveRaw(j.Route, semanticPaths(res))
 		n.apply(j.Route, &res)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -589,4 +590,60 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return d.GetCounter().GetValue()
+}
+
+// A comparator swapped in (a config reload) applies to jobs submitted after
+// the swap; jobs submitted before it, the one running and the one queued,
+// finish under the rules they were submitted with.
+func TestMirrorSetComparator(t *testing.T) {
+	primary := chatApp(goodTokens, stdEncode)
+	broken := chatApp(func(n int) int { return n + 3 }, stdEncode) // differs on $.usage.output_tokens only
+	arrived, release := make(chan struct{}, 8), make(chan struct{})
+	gated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		broken.ServeHTTP(w, r)
+	})
+	job := func(msg string) Job {
+		body := `{"message":"` + msg + `"}`
+		rec := httptest.NewRecorder()
+		primary.ServeHTTP(rec, httptest.NewRequest("POST", "/chat", strings.NewReader(body)))
+		return Job{Route: "chat", Request: Request{Method: "POST", URL: &url.URL{Path: "/chat"}, Body: []byte(body)},
+			Primary: Response{Status: 200, Header: rec.Result().Header, Body: rec.Body.Bytes()}, PrimarySide: SideLegacy,
+			Target: HandlerTarget{Handler: gated}}
+	}
+	strict := mustComparator(t, ComparatorConfig{Default: Rules{JSON: true}})
+	lenient := mustComparator(t, ComparatorConfig{Default: Rules{JSON: true, Ignore: []string{"$.usage"}}})
+	m := newMirror(t, Options{Workers: 1, QueueSize: 8, Comparator: strict})
+
+	if !m.Submit(job("running")) {
+		t.Fatal("job refused")
+	}
+	select {
+	case <-arrived: // the first job is in its shadow call
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first shadow call never started")
+	}
+	if !m.Submit(job("queued")) {
+		t.Fatal("job refused")
+	}
+	m.SetComparator(lenient)
+	if !m.Submit(job("after")) {
+		t.Fatal("job refused")
+	}
+	close(release)
+	drain(t, m)
+
+	page, err := m.Store().List(context.Background(), Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Class{}
+	for _, rec := range page.Records {
+		got[rec.Request.Body.Text] = rec.Class
+	}
+	want := map[string]Class{`{"message":"running"}`: ClassSemantic, `{"message":"queued"}`: ClassSemantic}
+	if s := summaryOf(m, "chat"); s.Compared != 3 || s.Semantic != 2 || s.Matched != 1 || !maps.Equal(got, want) {
+		t.Errorf("summary %+v, records %v; want the two jobs submitted before the swap semantic, the one after matched", s, got)
+	}
 }
