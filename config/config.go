@@ -193,7 +193,27 @@ type Native struct {
 	RedisPoolSize int `mapstructure:"redis_pool_size" json:"redis_pool_size"`
 	// RedisPoolTimeout is the longest wait for a free Redis connection. Zero means 6s.
 	RedisPoolTimeout time.Duration `mapstructure:"redis_pool_timeout" json:"redis_pool_timeout"`
+	// Headers is the legacy server stack's header profile, added to every
+	// native response.
+	Headers NativeHeaders `mapstructure:"headers" json:"headers"`
 }
+
+// NativeHeaders is the header profile native responses carry so their header
+// set matches legacy's: the fields the legacy server stack adds besides Date
+// and the connection framing (Connection, Transfer-Encoding), which net/http
+// sets itself and which may differ anyway. Like every native setting it is
+// read at start: a change takes effect on restart.
+type NativeHeaders struct {
+	// Server is the Server header's value. Zero means "gunicorn", what
+	// gunicorn 20.1 (legacy/requirements.txt) sends; NoServerHeader ("-")
+	// means none. Set it to what legacy's responses carry when they differ:
+	// another server in front of gunicorn, or a gunicorn before 20.1, which
+	// sends its version ("gunicorn/20.0.4").
+	Server string `mapstructure:"server" json:"server"`
+}
+
+// NoServerHeader as native.headers.server sends no Server header.
+const NoServerHeader = "-"
 
 // Override configures the QA override header.
 type Override struct {

@@ -291,6 +291,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.Native.BedrockMaxIdleConns, 1024)
 	defInt(&c.Native.RedisPoolSize, 256)
 	defDur(&c.Native.RedisPoolTimeout, 6*time.Second)
+	def(&c.Native.Headers.Server, "gunicorn") // handlers.GunicornHeaders
 	def(&c.Override.Header, "X-Cutover-Backend")
 	def(&c.Override.TokenHeader, "X-Cutover-Token")
 	if len(c.Stickiness) == 0 {
@@ -417,6 +418,24 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	if c.Native.RedisPoolTimeout < 0 {
 		add("native: redis_pool_timeout %s must not be negative", c.Native.RedisPoolTimeout)
 	}
+	if err := validFieldValue(c.Native.Headers.Server); err != nil {
+		add("native: headers.server %q %w", c.Native.Headers.Server, err)
+	}
+}
+
+// validFieldValue reports why s cannot be sent unchanged as a header field
+// value: net/http would rewrite a CR or LF, and clients strip surrounding
+// whitespace, so the client would not see s.
+func validFieldValue(s string) error {
+	if strings.TrimSpace(s) != s {
+		return errors.New("has leading or trailing whitespace, which clients strip")
+	}
+	for i := 0; i < len(s); i++ {
+		if ch := s[i]; ch < ' ' || ch > '~' {
+			return fmt.Errorf("has byte %#02x at offset %d: a header value here must be printable ASCII", ch, i)
+		}
+	}
+	return nil
 }
 
 func (r *Route) validate(label string, global []Source, sessionCookie string, add func(string, ...any)) {
