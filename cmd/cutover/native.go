@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 
@@ -57,7 +58,20 @@ func handlerConfig(n config.Native) handlers.Config {
 	return handlers.Config{
 		ModelID: n.ModelID, SystemPrompt: n.SystemPrompt, MaxMessageChars: n.MaxMessageChars, HistoryTurns: n.HistoryTurns,
 		MaxContentLength: n.MaxContentLength, SecretKey: n.SecretKey, BedrockTimeout: n.BedrockTimeout,
+		Headers: headerProfile(n.Headers),
 	}
+}
+
+// headerProfile is native.headers as the handlers' header profile; nil (an
+// unset Server, in a Config not from Load) leaves the handlers' default.
+func headerProfile(h config.NativeHeaders) http.Header {
+	switch h.Server {
+	case "":
+		return nil
+	case config.NoServerHeader:
+		return http.Header{}
+	}
+	return http.Header{"Server": {h.Server}}
 }
 
 // nativeEndpoints names the endpoints the native handlers implement, for
