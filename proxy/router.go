@@ -42,6 +42,12 @@ type RouterOptions struct {
 	Metrics *Metrics
 	// Logger receives the access log and events. Nil means slog.Default().
 	Logger *slog.Logger
+	// Prepare, when set, is given every config the Router is about to apply
+	// (the first one included) to compile what the decorators need from it:
+	// an error rejects the config, joined with the Router's own problems, and
+	// commit runs once the config is in force, under the same lock. Nil means
+	// none.
+	Prepare func(*config.Config) (commit func(), err error)
 }
 
 // Router is the front door's handler: it matches each request against the
@@ -53,6 +59,7 @@ type RouterOptions struct {
 type Router struct {
 	snap     atomic.Pointer[snapshot]
 	dispatch Dispatcher
+	prepare  func(*config.Config) (func(), error)
 	native   map[string]bool
 	metrics  *Metrics
 	log      *slog.Logger
@@ -92,7 +99,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	if opts.Legacy == nil {
 		return nil, errors.New("new router: no legacy handler")
 	}
-	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger}
+	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare}
 	if rt.metrics == nil {
 		rt.metrics = NewMetrics()
 	}
@@ -162,11 +169,19 @@ func (rt *Router) ApplyFile(cfg *config.Config) error {
 
 func (rt *Router) applyLocked(cfg *config.Config) error {
 	s, err := compile(cfg, rt.native, rt.metrics)
+	var commit func()
+	if rt.prepare != nil {
+		c, perr := rt.prepare(cfg)
+		commit, err = c, errors.Join(err, perr)
+	}
 	if err != nil {
 		return err
 	}
 	rt.snap.Store(s)
 	rt.cfg = cfg
+	if commit != nil {
+		commit()
+	}
 	for name, r := range s.routes {
 		rt.metrics.shares.WithLabelValues(name).Set(float64(r.share) / config.MaxShare)
 	}

@@ -82,7 +82,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: opts.Native, Wrap: breakers.Chain(sh.wrap(opts.Wrap)), Logger: log})
+	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: opts.Native, Wrap: breakers.Chain(sh.wrap(opts.Wrap)), Logger: log,
+		Prepare: sh.prepare})
 	if err != nil {
 		sh.closeResources()
 		return nil, err
@@ -163,6 +164,9 @@ func (s *Server) apply(c *config.Config) error {
 	if c.Legacy != s.cfg.Legacy || c.Listen.Addr != s.cfg.Listen.Addr || c.Admin.Addr != s.cfg.Admin.Addr ||
 		c.Listen.HealthPath != s.cfg.Listen.HealthPath || c.Native != s.cfg.Native {
 		s.log.Warn("config reloaded; listen, admin address, health_path, legacy and native settings take effect on restart")
+	}
+	if keys := shadowRestartKeys(s.cfg.Shadow, c.Shadow); len(keys) > 0 {
+		s.log.Warn("config reloaded; these shadow settings take effect on restart", "keys", keys)
 	}
 	return nil
 }

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,7 @@ type shadowing struct {
 	transports           []*http.Transport
 	closers              []func() error
 	mirror               atomic.Pointer[shadow.Mirror]
+	mu                   sync.Mutex // orders a rules swap (prepare's commit) with start
 	sources              sync.Map // *config.Route -> []source, reset past maxCachedRoutes
 	cached               atomic.Int64
 	startOnce, closeOnce sync.Once
@@ -75,19 +78,17 @@ type shadowing struct {
 // maxCachedRoutes bounds the compiled identity sources kept across reloads.
 const maxCachedRoutes = 4096
 
-// newShadowing builds everything shadowing needs once, at start: the
-// comparator (every bad rule reported, naming its route), the diff store,
-// the transports to the production and isolated legacy apps and the Redis
-// clients of the state copier. The Mirror (its workers) starts with start.
+// newShadowing builds everything shadowing needs once, at start: the diff
+// store, the transports to the production and isolated legacy apps and the
+// Redis clients of the state copier (the process-wide shadow section; see
+// shadowRestartKeys). The comparison rules come from the Router's config
+// through prepare, at start and on every reload. The Mirror (its workers)
+// starts with start.
 func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log *slog.Logger) (*shadowing, error) {
 	sc := cfg.Shadow
 	s := &shadowing{log: log, nativeEndpoints: map[string]bool{}, maxBody: sc.MaxBodyBytes, maxCapture: int(sc.MaxCaptureBytes),
 		idOpts:       identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes},
 		historyItems: int64(max(2*cfg.Native.HistoryTurns, 0)) + 2}
-	cmp, err := newComparator(cfg)
-	if err != nil {
-		return nil, err
-	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -100,7 +101,7 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 	}
 	s.opts = shadow.Options{
 		Workers: sc.Workers, QueueSize: sc.QueueSize, Timeout: sc.Timeout, MaxBodyBytes: sc.MaxBodyBytes,
-		MaxResponseBytes: s.maxCapture, Comparator: cmp, Store: store, RecordMatches: sc.RecordMatches,
+		MaxResponseBytes: s.maxCapture, Store: store, RecordMatches: sc.RecordMatches,
 		Redaction: redaction(cfg), Logger: log, Now: opts.Now,
 		Guard: shadow.NewGuard(shadow.GuardConfig{MaxInFlight: sc.MaxInFlight, ModelCallsPerMinute: sc.ModelCallsPerMinute}),
 	}
@@ -177,6 +178,54 @@ func newComparator(cfg *config.Config) (*shadow.Comparator, error) {
 		return nil, fmt.Errorf("shadow: %w", err)
 	}
 	return cmp, nil
+}
+
+// prepare is the Router's Prepare hook: it compiles cfg's comparison rules
+// (a bad rule rejects the whole config, naming its route) and returns the
+// commit that makes them the rules of comparisons submitted from then on.
+// Comparisons already submitted finish under the rules they started with.
+func (s *shadowing) prepare(cfg *config.Config) (func(), error) {
+	cmp, err := newComparator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.opts.Comparator = cmp
+		if m := s.mirror.Load(); m != nil {
+			m.SetComparator(cmp)
+		}
+	}, nil
+}
+
+// shadowRestartKeys names the settings of the process-wide shadow section
+// (workers, limits, isolated targets, redaction, store.*, noise.*) that
+// differ between running and next: they are built once, at start, so they
+// take effect on restart. A route's shadow block hot-reloads whole.
+func shadowRestartKeys(running, next config.Shadow) []string {
+	return changedKeys("shadow.", reflect.ValueOf(running), reflect.ValueOf(next), nil)
+}
+
+// changedKeys appends the dotted mapstructure keys of the fields that
+// differ between a and b (structs of the same type), descending into
+// nested sections.
+func changedKeys(prefix string, a, b reflect.Value, out []string) []string {
+	for i := range a.NumField() {
+		f := a.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key := prefix + strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		if f.Type.Kind() == reflect.Struct {
+			out = changedKeys(key+".", a.Field(i), b.Field(i), out)
+			continue
+		}
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 // CheckShadow reports every shadow comparison rule of cfg that does not
@@ -257,6 +306,8 @@ func (s *shadowing) wrap(inner func(Dispatcher) Dispatcher) func(Dispatcher) Dis
 // Requests dispatched before start are served without shadowing.
 func (s *shadowing) start(reg prometheus.Registerer) error {
 	s.startOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		o := s.opts
 		o.Registerer = reg
 		m, err := shadow.NewMirror(o)

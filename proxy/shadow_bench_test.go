@@ -51,7 +51,7 @@ func BenchmarkShadowOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Wrap: sh.wrap(nil), Logger: log})
+			rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Wrap: sh.wrap(nil), Logger: log, Prepare: sh.prepare})
 			if err != nil {
 				b.Fatal(err)
 			}
