@@ -69,7 +69,7 @@ type shadowing struct {
 	closers              []func() error
 	mirror               atomic.Pointer[shadow.Mirror]
 	mu                   sync.Mutex // orders a rules swap (prepare's commit) with start
-	sources              sync.Map // *config.Route -> []source, reset past maxCachedRoutes
+	sources              sync.Map   // *config.Route -> []source, reset past maxCachedRoutes
 	cached               atomic.Int64
 	startOnce, closeOnce sync.Once
 	startErr             error
