@@ -17,7 +17,11 @@ import (
 //	    Returns {"records":[summary...],"next":"<cursor>"}.
 //	GET /admin/diffs/{id}          the full record, 404 if unknown.
 //	GET /admin/shadow/summary      per-route tallies, queue depth and the
-//	    learnt noise fields.
+//	    learnt noise fields. With a FleetTally, "scope" is "fleet": routes
+//	    are the fleet's totals and "process" this process's own; without
+//	    one (or when Redis cannot be read: see "fleet_error"), "scope" is
+//	    "process" and routes are this process's. Queue depth, in flight and
+//	    noise fields are always this process's.
 //
 // Every answer is JSON; bad parameters give 400 {"error": "..."}.
 func (m *Mirror) Admin() http.Handler {
@@ -129,17 +133,38 @@ func (m *Mirror) getDiff(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (m *Mirror) summary(w http.ResponseWriter, _ *http.Request) {
+// Scopes of GET /admin/shadow/summary.
+const (
+	ScopeFleet   = "fleet"
+	ScopeProcess = "process"
+)
+
+func (m *Mirror) summary(w http.ResponseWriter, r *http.Request) {
 	type route struct {
 		RouteSummary
 		NoiseFields []FieldStat `json:"noise_fields,omitempty"`
 	}
 	out := struct {
+		Scope      string  `json:"scope"`
+		FleetError string  `json:"fleet_error,omitempty"`
 		QueueDepth int     `json:"queue_depth"`
 		InFlight   int64   `json:"in_flight"`
 		Routes     []route `json:"routes"`
-	}{QueueDepth: m.QueueDepth(), InFlight: m.busy.Load(), Routes: []route{}}
-	for _, s := range m.Summary() {
+		// Process is []RouteSummary with scope fleet, else absent.
+		Process any `json:"process,omitempty"`
+	}{Scope: ScopeProcess, QueueDepth: m.QueueDepth(), InFlight: m.busy.Load(), Routes: []route{}}
+	local := m.Summary()
+	routes := local
+	if m.opts.Fleet != nil {
+		fleet, err := m.FleetSummary(r.Context())
+		if err != nil {
+			out.FleetError = err.Error()
+		} else {
+			out.Scope, routes = ScopeFleet, fleet
+			out.Process = append([]RouteSummary{}, local...)
+		}
+	}
+	for _, s := range routes {
 		rt := route{RouteSummary: s}
 		if n := m.opts.Noise; n != nil {
 			for _, f := range n.Fields(s.Route) {

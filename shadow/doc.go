@@ -26,7 +26,8 @@
 // [NewTee] around the primary's writer, then [Mirror.Submit] with a [Job].
 // Requests not shadowed are counted with [Mirror.Skip] and a Skip* reason.
 // Mount [Mirror.Admin] on the admin listener for GET /admin/diffs,
-// /admin/diffs/{id} and /admin/shadow/summary.
+// /admin/diffs/{id} and /admin/shadow/summary; with a [FleetTally] (Redis)
+// the summary is the fleet's.
 //
 // # Targets and side effects
 //

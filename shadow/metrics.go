@@ -12,6 +12,7 @@ type metrics struct {
 	skips       *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	modelCalls  *prometheus.CounterVec
+	fleetFails  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, m *Mirror) (*metrics, error) {
@@ -36,9 +37,13 @@ func newMetrics(reg prometheus.Registerer, m *Mirror) (*metrics, error) {
 			Name: "cutover_shadow_model_calls_total",
 			Help: "Model calls made by shadow traffic (never user usage), by route and purpose (shadow, noise).",
 		}, []string{"route", "purpose"}),
+		fleetFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cutover_shadow_fleet_flush_failures_total",
+			Help: "Failed flushes of this process's shadow counts to the fleet summary in Redis (retried with the next).",
+		}),
 	}
 	cs := []prometheus.Collector{
-		mt.comparisons, mt.skips, mt.duration, mt.modelCalls,
+		mt.comparisons, mt.skips, mt.duration, mt.modelCalls, mt.fleetFails,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cutover_shadow_queue_depth",
 			Help: "Shadow jobs waiting for a worker.",
@@ -81,5 +86,11 @@ func (mt *metrics) observe(route string, seconds float64) {
 func (mt *metrics) modelCall(route, purpose string) {
 	if mt != nil {
 		mt.modelCalls.WithLabelValues(route, purpose).Inc()
+	}
+}
+
+func (mt *metrics) fleetFlushFailed() {
+	if mt != nil {
+		mt.fleetFails.Inc()
 	}
 }

@@ -46,6 +46,9 @@ type Options struct {
 	RecordMatches bool
 	// Guard caps shadow cost. Nil means no caps.
 	Guard *Guard
+	// Fleet sums the summary across every Mirror sharing its Redis hash (set
+	// it with a Redis diff store). Nil means the summary is this process's.
+	Fleet *FleetTally
 	// Noise learns noisy fields from jobs with a Replay target. Nil means no
 	// noise learning (replays are not made).
 	Noise *Noise
@@ -85,6 +88,10 @@ type Mirror struct {
 	locks  [64]sync.Mutex
 
 	tally tally
+
+	fleetMu sync.Mutex              // serialises fleet flushes and resets
+	flushed map[string]RouteSummary // this process's tally as the fleet hash has it
+	bg      sync.WaitGroup          // the fleet flusher
 }
 
 // NewMirror validates opts, registers metrics and starts the workers.
@@ -134,6 +141,10 @@ func NewMirror(opts Options) (*Mirror, error) {
 	m.wg.Add(opts.Workers)
 	for range opts.Workers {
 		go m.worker()
+	}
+	if opts.Fleet != nil {
+		m.bg.Add(1)
+		go m.flusher()
 	}
 	return m, nil
 }
@@ -202,14 +213,102 @@ func (m *Mirror) Store() Store { return m.store }
 // Noise returns the noise learner (nil when noise learning is off).
 func (m *Mirror) Noise() *Noise { return m.opts.Noise }
 
-// Summary returns the per-route tallies, sorted by route. A comparison is
-// counted after its record (if any) is stored, so a caller that saw the
-// count can query the record.
+// Summary returns this process's per-route tallies, sorted by route. A
+// comparison is counted after its record (if any) is stored, so a caller
+// that saw the count can query the record.
 func (m *Mirror) Summary() []RouteSummary { return m.tally.summary() }
+
+// FleetSummary flushes this process's new counts to the fleet hash, then
+// returns the fleet's per-route tallies, sorted by route (other instances'
+// counts lag by up to their flush interval). It returns ErrNoFleet without a
+// FleetTally.
+func (m *Mirror) FleetSummary(ctx context.Context) ([]RouteSummary, error) {
+	f := m.opts.Fleet
+	if f == nil {
+		return nil, ErrNoFleet
+	}
+	m.flushFleet()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout())
+	defer cancel()
+	return f.read(ctx)
+}
+
+// ResetFleet sets the fleet summary to zero by deleting its hash; this
+// process's counts made before the reset are not flushed to it (its own
+// Summary keeps them). It returns ErrNoFleet without a FleetTally.
+func (m *Mirror) ResetFleet(ctx context.Context) error {
+	f := m.opts.Fleet
+	if f == nil {
+		return ErrNoFleet
+	}
+	m.fleetMu.Lock()
+	defer m.fleetMu.Unlock()
+	now := m.tally.summary()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout())
+	defer cancel()
+	if err := f.Client.Del(ctx, f.key()).Err(); err != nil {
+		return fmt.Errorf("reset fleet summary: del %s: %w", f.key(), err)
+	}
+	m.flushed = byRoute(now)
+	return nil
+}
+
+// FleetKey returns the fleet hash's key, or "" without a FleetTally.
+func (m *Mirror) FleetKey() string {
+	if m.opts.Fleet == nil {
+		return ""
+	}
+	return m.opts.Fleet.key()
+}
+
+// flusher adds this process's new counts to the fleet hash every interval
+// until the Mirror stops (Close then flushes what is left).
+func (m *Mirror) flusher() {
+	defer m.bg.Done()
+	t := time.NewTicker(m.opts.Fleet.interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			m.flushFleet()
+		case <-m.stop.Done():
+			return
+		}
+	}
+}
+
+// flushFleet adds the counts made since the last successful flush to the
+// fleet hash; on failure it logs, counts, and leaves them for the next one.
+func (m *Mirror) flushFleet() {
+	f := m.opts.Fleet
+	m.fleetMu.Lock()
+	defer m.fleetMu.Unlock()
+	now := m.tally.summary()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout())
+	defer cancel()
+	added, err := f.add(ctx, now, m.flushed)
+	if err != nil {
+		m.mt.fleetFlushFailed()
+		m.log.Warn("shadow fleet summary flush failed", "err", err)
+		return
+	}
+	if added {
+		m.flushed = byRoute(now)
+	}
+}
+
+func byRoute(s []RouteSummary) map[string]RouteSummary {
+	out := make(map[string]RouteSummary, len(s))
+	for _, r := range s {
+		out[r.Route] = r
+	}
+	return out
+}
 
 // Close stops accepting jobs and lets the workers finish the queue. If ctx
 // ends first, running shadow calls are cancelled and queued jobs dropped
 // (counted as SkipClosed); Close still waits for every worker to return.
+// With a FleetTally it then flushes the last counts (bounded by its Timeout).
 func (m *Mirror) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -221,15 +320,20 @@ func (m *Mirror) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	done := make(chan struct{})
 	go func() { m.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		m.cancel()
-		return nil
 	case <-ctx.Done():
 		m.cancel()
 		<-done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	m.cancel()
+	m.bg.Wait()
+	if m.opts.Fleet != nil {
+		m.flushFleet()
+	}
+	return err
 }
 
 func (m *Mirror) worker() {

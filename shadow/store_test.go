@@ -357,10 +357,13 @@ func TestAdmin(t *testing.T) {
 		}
 	}
 	var sum struct {
-		QueueDepth int `json:"queue_depth"`
+		Scope      string `json:"scope"`
+		QueueDepth int    `json:"queue_depth"`
 		Routes     []RouteSummary
+		Process    []RouteSummary
 	}
-	if st := get("/admin/shadow/summary", &sum); st != 200 || len(sum.Routes) != 2 ||
+	// Without a FleetTally the summary is this process's, said so.
+	if st := get("/admin/shadow/summary", &sum); st != 200 || sum.Scope != ScopeProcess || sum.Process != nil || len(sum.Routes) != 2 ||
 		sum.Routes[0].Route != "chat" || sum.Routes[0].Skipped[SkipNotSampled] != 2 || sum.Routes[1].Skipped[SkipUnsafeMethod] != 1 {
 		t.Errorf("summary: %+v", sum)
 	}

@@ -50,8 +50,8 @@ func (r *routeTally) count(c Class) {
 	r.compared.Add(1)
 }
 
-// RouteSummary is the per-route tally since the mirror started (this process
-// only: with a fleet, sum the Prometheus counters instead).
+// RouteSummary is one route's tally: this process's since the mirror started
+// (Mirror.Summary), or the fleet's since its last reset (Mirror.FleetSummary).
 type RouteSummary struct {
 	Route        string           `json:"route"`
 	Compared     int64            `json:"compared"`
