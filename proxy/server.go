@@ -93,7 +93,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.Admin.RouteStatus = func(route string) any { return breakers.Status(route) }
 	s.Breakers = breakers
 	s.shadow = sh
-	sh.mount(s.Admin.Echo())
+	sh.mount(s.Admin)
 	if cfg.Admin.Pprof {
 		mountPprof(s.Admin.Echo())
 	}

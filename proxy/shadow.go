@@ -95,13 +95,13 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 			s.closeResources()
 		}
 	}()
-	store, err := s.newStore(sc.Store)
+	store, fleet, err := s.newStore(sc.Store)
 	if err != nil {
 		return nil, err
 	}
 	s.opts = shadow.Options{
 		Workers: sc.Workers, QueueSize: sc.QueueSize, Timeout: sc.Timeout, MaxBodyBytes: sc.MaxBodyBytes,
-		MaxResponseBytes: s.maxCapture, Store: store, RecordMatches: sc.RecordMatches,
+		MaxResponseBytes: s.maxCapture, Store: store, Fleet: fleet, RecordMatches: sc.RecordMatches,
 		Redaction: redaction(cfg), Logger: log, Now: opts.Now,
 		Guard: shadow.NewGuard(shadow.GuardConfig{MaxInFlight: sc.MaxInFlight, ModelCallsPerMinute: sc.ModelCallsPerMinute}),
 	}
@@ -237,26 +237,28 @@ func CheckShadow(cfg *config.Config) error {
 
 // newStore opens the diff store: the in-memory ring, plus the JSONL file
 // unless jsonl_path is "-", plus a capped Redis stream when configured (then
-// the stream, shared by the fleet, answers queries).
-func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, error) {
+// the stream, shared by the fleet, answers queries, and the summary's
+// counters are summed in the hash "<redis_stream>:summary" beside it).
+func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, *shadow.FleetTally, error) {
 	var local shadow.Store = shadow.NewRing(c.RingSize)
 	if path := c.JSONLFile(); path != "" {
 		fs, err := shadow.OpenFileStore(path, c.RingSize, c.JSONLMaxBytes)
 		if err != nil {
-			return nil, fmt.Errorf("shadow: store: jsonl_path: %w", err)
+			return nil, nil, fmt.Errorf("shadow: store: jsonl_path: %w", err)
 		}
 		s.closers = append(s.closers, fs.Close)
 		local = fs
 	}
 	if c.RedisURL == "" {
-		return local, nil
+		return local, nil, nil
 	}
 	rc, err := handlers.NewRedisClient(c.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("shadow: store: redis_url: %w", err)
+		return nil, nil, fmt.Errorf("shadow: store: redis_url: %w", err)
 	}
 	s.closers = append(s.closers, rc.Close)
-	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen}, Also: []shadow.Store{local}}, nil
+	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen}, Also: []shadow.Store{local}},
+		&shadow.FleetTally{Client: rc, Key: c.RedisStream + ":summary"}, nil
 }
 
 // legacyTarget is a Target sending shadow requests to a legacy app at base
@@ -351,8 +353,11 @@ func (s *Server) Mirror() *shadow.Mirror {
 }
 
 // mount adds GET /admin/diffs, /admin/diffs/{id} and /admin/shadow/summary
-// (the Mirror's admin API) to the admin Echo.
-func (s *shadowing) mount(e *echo.Echo) {
+// (the Mirror's admin API) to the admin Echo, and DELETE
+// /admin/shadow/summary (token required, audited), which resets the fleet
+// summary.
+func (s *shadowing) mount(a *Admin) {
+	e := a.Echo()
 	h := echo.WrapHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m := s.mirror.Load()
 		if m == nil {
@@ -366,6 +371,28 @@ func (s *shadowing) mount(e *echo.Echo) {
 	e.GET("/admin/diffs", h)
 	e.GET("/admin/diffs/:id", h)
 	e.GET("/admin/shadow/summary", h)
+	e.DELETE("/admin/shadow/summary", func(c echo.Context) error { return s.resetSummary(c, a) }, a.RequireToken)
+}
+
+// resetSummary serves DELETE /admin/shadow/summary: the fleet summary in
+// Redis starts again from zero. Without a Redis store there is no fleet
+// summary (409); each process's own figures start at zero when it starts.
+func (s *shadowing) resetSummary(c echo.Context, a *Admin) error {
+	m := s.mirror.Load()
+	if m == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "shadowing is not running")
+	}
+	key := m.FleetKey()
+	err := m.ResetFleet(c.Request().Context())
+	switch {
+	case errors.Is(err, shadow.ErrNoFleet):
+		return echo.NewHTTPError(http.StatusConflict,
+			"no fleet summary to reset: shadow.store.redis_url is not set (a process's summary starts at zero when it starts)")
+	case err != nil:
+		return echo.NewHTTPError(http.StatusBadGateway, err.Error())
+	}
+	a.rt.auditAction(a.actor(c, "reset_shadow_summary"), "audit: shadow summary reset", "key", key)
+	return c.JSON(http.StatusOK, map[string]any{"reset": true, "key": key})
 }
 
 var _ Dispatcher = (*shadowing)(nil)

@@ -124,7 +124,43 @@ func (rt *Router) audit(path string, actor Actor, res ChangeResult) {
 		rt.log.Warn("audit: share changed", "who", actor.Who, "remote", actor.Remote, "action", actor.Action,
 			"route", c.Route, "old_bp", c.Old, "new_bp", c.New, "persisted", res.Persisted)
 	}
+	var lines [][]byte
+	for _, c := range res.Changes {
+		line, _ := json.Marshal(struct {
+			Time time.Time `json:"time"`
+			Actor
+			Change
+			Persisted bool `json:"persisted"`
+		}{now, actor, c, res.Persisted})
+		lines = append(lines, line)
+	}
+	rt.appendAudit(path, lines)
+}
+
+// auditAction audits an admin mutation other than a share change
+// (actor.Action names it): a WARN line msg in the process log with the
+// key-value pairs kv (string keys), and, when admin.audit_log is set, a JSON
+// line {time, who, remote, action, <kv>...}.
+func (rt *Router) auditAction(actor Actor, msg string, kv ...any) {
+	rt.log.Warn(msg, append([]any{"who", actor.Who, "remote", actor.Remote, "action", actor.Action}, kv...)...)
+	path := rt.Config().Admin.AuditLog
 	if path == "" {
+		return
+	}
+	rec := map[string]any{"time": time.Now().UTC(), "who": actor.Who, "remote": actor.Remote, "action": actor.Action}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, ok := kv[i].(string); ok {
+			rec[k] = kv[i+1]
+		}
+	}
+	line, _ := json.Marshal(rec)
+	rt.appendAudit(path, [][]byte{line})
+}
+
+// appendAudit appends lines (JSON, without newlines) to the audit file at
+// path; "" means none.
+func (rt *Router) appendAudit(path string, lines [][]byte) {
+	if path == "" || len(lines) == 0 {
 		return
 	}
 	auditMu.Lock()
@@ -135,13 +171,7 @@ func (rt *Router) audit(path string, actor Actor, res ChangeResult) {
 		return
 	}
 	defer f.Close()
-	for _, c := range res.Changes {
-		line, _ := json.Marshal(struct {
-			Time time.Time `json:"time"`
-			Actor
-			Change
-			Persisted bool `json:"persisted"`
-		}{now, actor, c, res.Persisted})
+	for _, line := range lines {
 		if _, err := f.Write(append(line, '\n')); err != nil {
 			rt.log.Error("audit log", "error", err)
 			return
