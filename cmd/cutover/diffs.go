@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register("diffs", "summary|list|show ID: shadow comparison results via the admin API", diffsCmd)
+	register("diffs", "summary|list|show ID|reset: shadow comparison results via the admin API", diffsCmd)
 }
 
 // buildIsolatedNative builds the second native app that shadow-safe writes
@@ -45,6 +45,7 @@ func buildIsolatedNative(ctx context.Context, cfg *config.Config, log *slog.Logg
 const diffsUsage = `usage: cutover diffs [-admin URL] [-token TOKEN] [summary]
        cutover diffs [-admin URL] [-token TOKEN] list [-route R] [-class C] [-since DUR] [-limit N]
        cutover diffs [-admin URL] [-token TOKEN] show ID
+       cutover diffs [-admin URL] [-token TOKEN] reset    (fleet summary to zero; needs the Redis store)
 classes: match, encoding_only, semantic, noise, error
 env: CUTOVER_ADMIN_URL (default http://127.0.0.1:9090), CUTOVER_ADMIN_TOKEN`
 
@@ -64,6 +65,15 @@ func diffsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch {
 	case rest[0] == "summary" && len(rest) == 1:
 		return diffsSummary(ctx, c, stdout)
+	case rest[0] == "reset" && len(rest) == 1:
+		var out struct {
+			Key string `json:"key"`
+		}
+		if err := c.do(ctx, http.MethodDelete, "/admin/shadow/summary", nil, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "fleet summary reset (redis hash %s deleted)\n", out.Key)
+		return nil
 	case rest[0] == "list":
 		return diffsList(ctx, c, rest[1:], stdout, stderr)
 	case rest[0] == "show" && len(rest) == 2:
@@ -80,8 +90,10 @@ func diffsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // shadowSummary is GET /admin/shadow/summary.
 type shadowSummary struct {
-	QueueDepth int   `json:"queue_depth"`
-	InFlight   int64 `json:"in_flight"`
+	Scope      string `json:"scope"`
+	FleetError string `json:"fleet_error"`
+	QueueDepth int    `json:"queue_depth"`
+	InFlight   int64  `json:"in_flight"`
 	Routes     []struct {
 		shadow.RouteSummary
 		NoiseFields []shadow.FieldStat `json:"noise_fields"`
@@ -92,6 +104,14 @@ func diffsSummary(ctx context.Context, c *adminClient, w io.Writer) error {
 	var s shadowSummary
 	if err := c.do(ctx, http.MethodGet, "/admin/shadow/summary", nil, &s); err != nil {
 		return err
+	}
+	switch {
+	case s.Scope == shadow.ScopeFleet:
+		fmt.Fprintln(w, "scope: fleet (every instance sharing the Redis diff store, since the last reset)")
+	case s.FleetError != "":
+		fmt.Fprintf(w, "scope: process (this instance only: the fleet summary could not be read: %s)\n", s.FleetError)
+	default:
+		fmt.Fprintln(w, "scope: process (this instance only, since it started)")
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tCOMPARED\tMATCHED\tENCODING-ONLY\tSEMANTIC\tNOISE\tERRORS\tSKIPPED")
@@ -105,7 +125,7 @@ func diffsSummary(ctx context.Context, c *adminClient, w io.Writer) error {
 	if len(s.Routes) == 0 {
 		fmt.Fprintln(w, "(no shadowed requests yet)")
 	}
-	fmt.Fprintf(w, "queue depth %d, in flight %d\n", s.QueueDepth, s.InFlight)
+	fmt.Fprintf(w, "this instance: queue depth %d, in flight %d\n", s.QueueDepth, s.InFlight)
 	for _, r := range s.Routes {
 		for _, f := range r.NoiseFields {
 			fmt.Fprintf(w, "noise %s %s: shadow differs %.1f%%, primary vs itself %.1f%%%s\n", r.Route, f.Path,

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/testenv"
 	"github.com/cutover/cutover/shadow"
 )
 
@@ -80,7 +81,8 @@ func TestDiffsCommand(t *testing.T) {
 	admin := diffsMirror(t)
 
 	out, code := runDiffs(t, "-admin", admin)
-	if code != 0 || !regexp.MustCompile(`chat\s+3\s+1\s+1\s+1\s+0\s+0\s+queue_full=1`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`chat\s+3\s+1\s+1\s+1\s+0\s+0\s+queue_full=1`).MatchString(out) ||
+		!strings.HasPrefix(out, "scope: process (this instance only, since it started)\n") {
 		t.Fatalf("summary (%d):\n%s", code, out)
 	}
 
@@ -144,8 +146,10 @@ func TestUnifiedDiff(t *testing.T) {
 
 // cutover serve shadows a route to the native app (with the isolated native
 // app built for shadow-safe writes), and cutover diffs reads the result back
-// through the admin API.
+// through the admin API: the fleet's summary (a Redis store), which
+// cutover diffs reset sets back to zero.
 func TestServeShadowsAndDiffs(t *testing.T) {
+	rs := testenv.StartRedis(t)
 	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"default":"legacy-model","models":[]}` + "\n"))
@@ -155,7 +159,7 @@ func TestServeShadowsAndDiffs(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cutover.yaml")
 	yaml := fmt.Sprintf(`listen: {addr: %s}
-admin: {addr: %s}
+admin: {addr: %s, token: diffs-secret}
 shutdown: {drain_delay: 1ms, timeout: 5s}
 legacy: {url: %s}
 native:
@@ -165,12 +169,12 @@ native:
 shadow:
   isolated_legacy_url: http://127.0.0.1:2
   isolated_redis_url: redis://127.0.0.1:3/0
-  store: {jsonl_path: %s}
+  store: {jsonl_path: %s, redis_url: %s}
 routes:
   - name: models
     path: /models
     shadow: {rate_percent: 100, compare: json}
-`, traffic, admin, legacy.URL, filepath.Join(dir, "diffs.jsonl"))
+`, traffic, admin, legacy.URL, filepath.Join(dir, "diffs.jsonl"), rs.URL())
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -227,5 +231,17 @@ routes:
 	show, code2 := runDiffs(t, "-admin", adminURL, "show", id[1])
 	if code2 != 0 || !strings.Contains(show, `-  "default": "legacy-model",`) || !strings.Contains(show, `+  "default": "anthropic.claude-3-5-sonnet-20240620-v1:0",`) {
 		t.Errorf("show:\n%s", show)
+	}
+	if !strings.HasPrefix(table, "scope: fleet (") {
+		t.Errorf("summary with a Redis store is not the fleet's:\n%s", table)
+	}
+	if out, code := runDiffs(t, "-admin", adminURL, "-token", "", "reset"); code == 0 || !strings.Contains(out, "missing or wrong bearer token") {
+		t.Errorf("reset without the token (%d):\n%s", code, out)
+	}
+	if out, code := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "reset"); code != 0 || out != "fleet summary reset (redis hash cutover:diffs:summary deleted)\n" {
+		t.Errorf("reset (%d):\n%s", code, out)
+	}
+	if table, _ := runDiffs(t, "-admin", adminURL, "summary"); !strings.HasPrefix(table, "scope: fleet (") || !strings.Contains(table, "(no shadowed requests yet)") {
+		t.Errorf("summary after reset:\n%s", table)
 	}
 }
