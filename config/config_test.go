@@ -166,6 +166,15 @@ func TestEnvOverrides(t *testing.T) {
 		c.Shutdown.DrainDelay != 30*time.Second || strings.Join(c.Stickiness, "|") != "header:X-A|client_ip" || c.Native.HistoryTurns != 4 {
 		t.Errorf("env not applied: %+v", c)
 	}
+	// An empty variable is unset, as with viper's AutomaticEnv: it must not
+	// replace the file's admin token with "" (every admin call refused).
+	c, err = Parse([]byte("admin:\n  token: from-file\n"), []string{"CUTOVER_ADMIN_TOKEN=", "CUTOVER_LEGACY_URL="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Admin.Token != "from-file" || c.Legacy.URL == "" {
+		t.Errorf("empty env vars applied: token %q, legacy url %q", c.Admin.Token, c.Legacy.URL)
+	}
 	if _, err := Parse(nil, []string{"CUTOVER_SHUTDOWN_DRAIN_DELAY=soon"}); err == nil {
 		t.Error("a bad env value was accepted")
 	}

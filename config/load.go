@@ -17,7 +17,9 @@ import (
 
 // EnvPrefix prefixes environment overrides: admin.token is CUTOVER_ADMIN_TOKEN,
 // legacy.url is CUTOVER_LEGACY_URL. Lists (stickiness) take comma-separated
-// values; the route table can only be set in the file.
+// values; the route table can only be set in the file. An empty variable is
+// unset (viper's default, AllowEmptyEnv false): CUTOVER_ADMIN_TOKEN= in a
+// deployment template does not wipe the file's token.
 const EnvPrefix = "CUTOVER"
 
 // MaxShare is a share of 100 % in basis points.
@@ -81,7 +83,7 @@ func parse(data []byte, environ []string) (*Config, error) {
 	}
 	env := map[string]string{}
 	for _, kv := range environ {
-		if k, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, EnvPrefix+"_") {
+		if k, val, ok := strings.Cut(kv, "="); ok && val != "" && strings.HasPrefix(k, EnvPrefix+"_") {
 			env[k] = val
 		}
 	}
