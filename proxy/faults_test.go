@@ -513,6 +513,16 @@ func (e *faultEnv) waitRecovered(t *testing.T) {
 	}
 }
 
+// assertBackToNormal ends a scenario on the suite's proxy: breakers closed and
+// answers healthy again, n mixed requests on the configured split, and no
+// connection or goroutine left over since b.
+func (e *faultEnv) assertBackToNormal(t *testing.T, b baseline, n int) {
+	t.Helper()
+	e.waitRecovered(t)
+	e.assertSplit(t, e.load(t, n, 8, e.mixed, nil))
+	e.assertNoLeak(t, b, e.ts)
+}
+
 // baseline is the resource use before a scenario.
 type baseline struct {
 	goroutines int
@@ -709,9 +719,7 @@ func TestFaults(t *testing.T) {
 		if v := metricSum(t, e.c, e.ts.AdminURL, `cutover_fallbacks_total{reason="legacy_breaker_open"`); v == 0 {
 			t.Error("no request fell back to native while legacy was down")
 		}
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 120, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 120)
 	})
 
 	t.Run("legacy hanging past its timeout", func(t *testing.T) {
@@ -731,9 +739,7 @@ func TestFaults(t *testing.T) {
 			t.Errorf("no 504 for a legacy hanging past response_header_timeout: %v", counts)
 		}
 		// The hung gunicorn workers give up on the stub after BEDROCK_TIMEOUT.
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 80)
 	})
 
 	t.Run("legacy returning 500s", func(t *testing.T) {
@@ -876,9 +882,7 @@ func TestFaults(t *testing.T) {
 		if v := metricSum(t, e.c, e.ts.AdminURL, `cutover_fallbacks_total{reason="native_5xx",route="chat_stream"}`); v == 0 {
 			t.Error("replayable chat_stream never fell back to legacy on a native 502")
 		}
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 80)
 	})
 
 	t.Run("redis stopped and restarted", func(t *testing.T) {
@@ -895,9 +899,7 @@ func TestFaults(t *testing.T) {
 		if err := e.redis.Start(); err != nil {
 			t.Fatal(err)
 		}
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 120, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 120)
 	})
 
 	t.Run("slow clients and slowloris", func(t *testing.T) {
@@ -969,9 +971,7 @@ func TestFaults(t *testing.T) {
 			t.Errorf("slow reader got %q", got)
 		}
 		bg.stop(t)
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 80)
 	})
 
 	t.Run("oversized bodies", func(t *testing.T) {
@@ -986,9 +986,7 @@ func TestFaults(t *testing.T) {
 			}
 		}
 		bg.stop(t)
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 80)
 	})
 
 	t.Run("malformed HTTP and absurd headers", func(t *testing.T) {
@@ -1021,9 +1019,7 @@ func TestFaults(t *testing.T) {
 			}
 		}
 		bg.stop(t)
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 80)
 	})
 
 	t.Run("client disconnecting mid-stream", func(t *testing.T) {
@@ -1105,9 +1101,7 @@ func TestFaults(t *testing.T) {
 				t.Errorf("%d %s chat_stream access log lines with status 499, want %d", got, backend, rounds)
 			}
 		}
-		e.waitRecovered(t)
-		e.assertSplit(t, e.load(t, 80, 8, e.mixed, nil))
-		e.assertNoLeak(t, b, e.ts)
+		e.assertBackToNormal(t, b, 80)
 	})
 }
 
