@@ -71,34 +71,16 @@ legacy_breaker:
   consecutive_failures: 5
   open_timeout: 250ms
 stickiness: [header:X-User-Id]
-routes:
-  - name: health
-    path: /health
-    breaker: {consecutive_failures: 5, open_timeout: 250ms}
-  - name: models
-    path: /models
-    native_percent: 50
-    breaker: {consecutive_failures: 5, open_timeout: 250ms}
-  - name: chat
-    path: /chat
-    methods: [POST]
-    native_percent: 50
-    breaker: {consecutive_failures: 5, open_timeout: 250ms}
-  - name: chat_stream
-    path: /chat/stream
-    methods: [POST]
-    native_percent: 50
-    replayable: true
-    breaker: {consecutive_failures: 5, open_timeout: 250ms}
-  - name: get_conversation
-    path: /conversations/<conversation_id>
-    native_percent: 50
-    breaker: {consecutive_failures: 5, open_timeout: 250ms}
-  - name: delete_conversation
-    path: /conversations/<conversation_id>
-    methods: [DELETE]
-    breaker: {consecutive_failures: 5, open_timeout: 250ms}
-`
+` + testenv.RoutesYAML(func(name string) []string {
+		extra := []string{"breaker: {consecutive_failures: 5, open_timeout: 250ms}"}
+		switch name {
+		case "models", "chat", "get_conversation":
+			extra = append(extra, "native_percent: 50")
+		case "chat_stream":
+			extra = append(extra, "native_percent: 50", "replayable: true")
+		}
+		return extra
+	})
 }
 
 // startStub runs a Bedrock stub behind a streamPacer and returns them with

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -102,23 +103,7 @@ admin:
 legacy:
   url: ` + legacyURL + `
   response_header_timeout: 2s
-routes:
-  - name: health
-    path: /health
-  - name: models
-    path: /models
-  - name: chat
-    path: /chat
-    methods: [POST]
-  - name: chat_stream
-    path: /chat/stream
-    methods: [POST]
-  - name: get_conversation
-    path: /conversations/<conversation_id>
-  - name: delete_conversation
-    path: /conversations/<conversation_id>
-    methods: [DELETE]
-`
+` + testenv.RoutesYAML(nil)
 }
 
 // startServer writes yaml to a config file and runs a Server for it.

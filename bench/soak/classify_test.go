@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/config"
 )
 
 // Bodies as the app and the proxy send them.
@@ -139,6 +141,16 @@ func TestConfigUsesTheClassifiersBreakerSettings(t *testing.T) {
 		if !contains(cfg, want) {
 			t.Errorf("soak config lacks %q:\n%s", want, cfg)
 		}
+	}
+	c, err := config.Parse([]byte(cfg), nil)
+	if err != nil {
+		t.Fatalf("soak config rejected: %v\n%s", err, cfg)
+	}
+	if r := c.Route("chat_stream"); r == nil || r.Share != 5000 || !r.Replayable {
+		t.Errorf("chat_stream: %+v, want 50 %% native and replayable", r)
+	}
+	if r := c.Route("delete_conversation"); r == nil || r.Share != 0 {
+		t.Errorf("delete_conversation: %+v, want 0 %% native", r)
 	}
 	routes := map[string]bool{}
 	for _, r := range kindRoute {

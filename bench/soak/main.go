@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/bench/harness"
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 type options struct {
@@ -239,14 +240,6 @@ const (
 )
 
 func (s *stack) config() string {
-	route := func(name, path, methods string, share int, replayable bool) string {
-		r := fmt.Sprintf("  - name: %s\n    path: %s\n    methods: [%s]\n    native_percent: %d\n", name, path, methods, share)
-		if replayable {
-			r += "    replayable: true\n"
-		}
-		return r + fmt.Sprintf("    breaker: {consecutive_failures: %d, open_timeout: %s, half_open_requests: %d, interval: 10s}\n",
-			consecutiveFailures, openTimeout, halfOpenRequests)
-	}
 	return fmt.Sprintf(`listen:
   addr: %s
   served_by_header: X-Cutover-Served-By
@@ -267,15 +260,23 @@ override:
 log:
   access: false
 stickiness: [header:X-User-Id]
-routes:
 `, harness.Addr(s.port), harness.Addr(s.adminPort), harness.Addr(s.legacyPort), consecutiveFailures, openTimeout, halfOpenRequests,
 		harness.Addr(s.redisPort), harness.Addr(s.stubPort)) +
-		route("health", "/health", "GET", 50, false) +
-		route("models", "/models", "GET", 50, false) +
-		route("chat", "/chat", "POST", 50, false) +
-		route("chat_stream", "/chat/stream", "POST", 50, true) +
-		route("get_conversation", "/conversations/<conversation_id>", "GET", 50, false) +
-		route("delete_conversation", "/conversations/<conversation_id>", "DELETE", 0, false)
+		testenv.RoutesYAML(func(name string) []string {
+			// Every route half native but the delete (never shadowed or
+			// flipped by the soak); the stream is replayable on legacy.
+			share := 50
+			if name == "delete_conversation" {
+				share = 0
+			}
+			extra := []string{fmt.Sprintf("native_percent: %d", share),
+				fmt.Sprintf("breaker: {consecutive_failures: %d, open_timeout: %s, half_open_requests: %d, interval: 10s}",
+					consecutiveFailures, openTimeout, halfOpenRequests)}
+			if name == "chat_stream" {
+				extra = append(extra, "replayable: true")
+			}
+			return extra
+		})
 }
 
 type tally struct {

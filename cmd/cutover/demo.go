@@ -144,14 +144,8 @@ native:
   secret_key: demo-secret
 override:
   enabled: true
-routes:
-  - {name: health, path: /health, methods: [GET], native_percent: %[7]g}
-  - {name: models, path: /models, methods: [GET], native_percent: %[7]g}
-  - {name: chat, path: /chat, methods: [POST], native_percent: %[7]g}
-  - {name: chat_stream, path: /chat/stream, methods: [POST], native_percent: %[7]g}
-  - {name: get_conversation, path: "/conversations/<conversation_id>", methods: [GET], native_percent: %[7]g}
-  - {name: delete_conversation, path: "/conversations/<conversation_id>", methods: [DELETE], native_percent: %[7]g}
-`, port, adminPort, demoAdminToken, legacyURL, redisURL, stubURL, share)
+`, port, adminPort, demoAdminToken, legacyURL, redisURL, stubURL) +
+		testenv.RoutesYAML(func(string) []string { return []string{fmt.Sprintf("native_percent: %g", share)} })
 }
 
 func demoHelp(port, adminPort int, legacyURL, redisURL, stubURL, file string) string {

@@ -65,23 +65,7 @@ admin:
 legacy:
   url: ` + legacyURL + `
   response_header_timeout: 30s
-routes:
-  - name: health
-    path: /health
-  - name: models
-    path: /models
-  - name: chat
-    path: /chat
-    methods: [POST]
-  - name: chat_stream
-    path: /chat/stream
-    methods: [POST]
-  - name: get_conversation
-    path: /conversations/<conversation_id>
-  - name: delete_conversation
-    path: /conversations/<conversation_id>
-    methods: [DELETE]
-`
+` + testenv.RoutesYAML(nil)
 }
 
 // nativeRouted returns whether the proxy may route a case to native: its

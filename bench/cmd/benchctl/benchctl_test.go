@@ -15,6 +15,7 @@ import (
 	"github.com/cutover/cutover/bench/harness"
 	"github.com/cutover/cutover/bench/report"
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -100,6 +101,12 @@ func TestCutoverConfigParses(t *testing.T) {
 			}
 			if !c.Admin.Pprof {
 				t.Error("admin.pprof is off: the harness could not profile cutover")
+			}
+			if len(c.Routes) != len(testenv.LegacyRoutes) {
+				t.Fatalf("%d routes, want the legacy app's %d", len(c.Routes), len(testenv.LegacyRoutes))
+			}
+			if chat, conv := c.Route("chat"), c.Route("get_conversation"); chat.Share != 5000 || conv.Share != 10000 || conv.Shadow.Rate != 10000 || c.Route("models").Share != 0 {
+				t.Errorf("shares not as given: chat %d bp, get_conversation %d bp shadow %d bp", chat.Share, conv.Share, conv.Shadow.Rate)
 			}
 			for _, r := range c.Routes {
 				if r.Breaker.Disabled != tt.noFallback {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cutover/cutover/bench/harness"
 	"github.com/cutover/cutover/bench/report"
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 // benchSecret is the Flask SECRET_KEY shared by the legacy app and the native handlers in benchmarks.
@@ -39,16 +40,6 @@ type cutoverOpts struct {
 	// because a breaker opened: at 0 % native, cutover is then a pure pass-through even when the
 	// legacy app fails. Zero means the deployed defaults (breakers on).
 	NoFallback bool
-}
-
-// chatRoutes is the legacy app's route table (Flask endpoint names).
-var chatRoutes = []struct{ name, path, methods string }{
-	{"health", "/health", "GET"},
-	{"models", "/models", "GET"},
-	{"chat", "/chat", "POST"},
-	{"chat_stream", "/chat/stream", "POST"},
-	{"get_conversation", "/conversations/<conversation_id>", "GET"},
-	{"delete_conversation", "/conversations/<conversation_id>", "DELETE"},
 }
 
 // cutoverProc is a running cutover.
@@ -119,17 +110,17 @@ func cutoverConfig(o cutoverOpts, port, adminPort int, dir string) string {
 	// Access logs off, as for nginx and haproxy: the comparison is of the proxying itself.
 	fmt.Fprintf(&b, "log:\n  level: warn\n  access: false\n")
 	fmt.Fprintf(&b, "stickiness: [\"header:X-User-Id\", \"path:conversation_id\", \"json:conversation_id\", \"client_ip\"]\n")
-	fmt.Fprintf(&b, "routes:\n")
-	for _, r := range chatRoutes {
-		s := o.Routes[r.name]
-		fmt.Fprintf(&b, "  - name: %s\n    path: %s\n    methods: [%s]\n    native_percent: %g\n", r.name, yamlQuote(r.path), r.methods, s.NativePct)
+	b.WriteString(testenv.RoutesYAML(func(name string) []string {
+		s := o.Routes[name]
+		extra := []string{fmt.Sprintf("native_percent: %g", s.NativePct)}
 		if o.NoFallback {
-			fmt.Fprintf(&b, "    breaker:\n      disabled: true\n")
+			extra = append(extra, "breaker: {disabled: true}")
 		}
 		if s.ShadowPct > 0 {
-			fmt.Fprintf(&b, "    shadow:\n      rate_percent: %g\n", s.ShadowPct)
+			extra = append(extra, fmt.Sprintf("shadow: {rate_percent: %g}", s.ShadowPct))
 		}
-	}
+		return extra
+	}))
 	return b.String()
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/cutover/cutover/bench/harness"
 	"github.com/cutover/cutover/bench/load"
 	"github.com/cutover/cutover/bench/report"
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 // memory measures cutover's resident memory per in-flight native request: each user keeps one
@@ -61,8 +62,8 @@ func (e *env) memory() error {
 
 func (e *env) memoryPoint(mp *report.MemPoint, redisURL, stubURL, legacyURL string, ttft time.Duration, tps float64) error {
 	all := map[string]routeShare{}
-	for _, r := range chatRoutes {
-		all[r.name] = routeShare{NativePct: 100}
+	for _, r := range testenv.LegacyRoutes {
+		all[r.Name] = routeShare{NativePct: 100}
 	}
 	cut, err := e.startCutover(cutoverOpts{Name: fmt.Sprintf("cutover-memory-%s-%d", mp.Kind, mp.Open),
 		LegacyURL: legacyURL, RedisURL: redisURL, StubURL: stubURL, Routes: all})

@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/bench/harness"
 	"github.com/cutover/cutover/bench/load"
 	"github.com/cutover/cutover/bench/report"
+	"github.com/cutover/cutover/internal/testenv"
 )
 
 // shadowRoute is the route shadowed: a safe GET, so shadowing needs no isolated legacy target.
@@ -68,8 +69,8 @@ func (e *env) shadow() error {
 			i := (j + round) % len(points)
 			pt := points[i]
 			routes := map[string]routeShare{}
-			for _, r := range chatRoutes {
-				routes[r.name] = routeShare{NativePct: 100}
+			for _, r := range testenv.LegacyRoutes {
+				routes[r.Name] = routeShare{NativePct: 100}
 			}
 			routes[shadowRoute] = routeShare{NativePct: 100, ShadowPct: pt.pct}
 			cut, err := e.startCutover(cutoverOpts{Name: fmt.Sprintf("cutover-shadow-%d-r%d", i, round), LegacyURL: pt.legacy,
@@ -154,8 +155,8 @@ func (e *env) shadow() error {
 			return err
 		}
 		routes := map[string]routeShare{}
-		for _, r := range chatRoutes {
-			routes[r.name] = routeShare{NativePct: 100}
+		for _, r := range testenv.LegacyRoutes {
+			routes[r.Name] = routeShare{NativePct: 100}
 		}
 		routes[shadowRoute] = routeShare{NativePct: 100, ShadowPct: 100}
 		cut, err := e.startCutover(cutoverOpts{Name: "cutover-" + pp.scenario, LegacyURL: pp.legacy,
