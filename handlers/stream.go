@@ -238,7 +238,7 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if delta != nil && !send(delta) {
 			a.log.Info("client went away during the stream", "conversation", conv.key)
-			return
+			panic(http.ErrAbortHandler) // cut short, not finished: the server logs it so (499)
 		}
 		idle.Reset(a.cfg.BedrockTimeout)
 	}
@@ -247,7 +247,7 @@ func (a *App) chatStream(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Context().Err() != nil {
 		a.log.Info("client went away during the stream", "conversation", conv.key)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	if streamErr != nil {
 		a.log.Error("bedrock stream failed", "err", streamErr)

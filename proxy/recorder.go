@@ -18,7 +18,6 @@ type recorder struct {
 	status   int
 	bytes    int64
 	wrote    bool
-	flushed  bool // some of the response went out before the handler returned
 }
 
 var recorders = sync.Pool{New: func() any { return new(recorder) }}
@@ -75,7 +74,6 @@ func (rec *recorder) Flush() {
 	if !rec.wrote {
 		rec.WriteHeader(http.StatusOK)
 	}
-	rec.flushed = true
 	if f, ok := rec.w.(http.Flusher); ok {
 		f.Flush()
 		return

@@ -366,10 +366,11 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		}
 	}
 	// The client left before the answer was complete: nothing was written,
-	// the backend failed, or a streamed answer was cut (the handler saw the
-	// cancelled context and returned normally). A buffered answer written in
-	// full keeps its status: its bytes were handed to the connection.
-	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote || rec.flushed) && !bodyTimedOut(r) {
+	// the backend failed, or the answer was aborted (http.ErrAbortHandler:
+	// the reverse proxy and the native stream handler abort a response they
+	// cut short). An answer the handler finished keeps its status, even if
+	// the client closed right after it.
+	if errors.Is(r.Context().Err(), context.Canceled) && (p != nil || d.Err != nil || !rec.wrote) && !bodyTimedOut(r) {
 		status = StatusClientClosed
 		errKind = "client_gone"
 	}
