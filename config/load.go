@@ -18,8 +18,9 @@ import (
 // EnvPrefix prefixes environment overrides: admin.token is CUTOVER_ADMIN_TOKEN,
 // legacy.url is CUTOVER_LEGACY_URL. Lists (stickiness) take comma-separated
 // values; the route table can only be set in the file. An empty variable is
-// unset (viper's default, AllowEmptyEnv false): CUTOVER_ADMIN_TOKEN= in a
-// deployment template does not wipe the file's token.
+// unset, as with viper's AutomaticEnv (AllowEmptyEnv false), by the explicit
+// filter in parse: CUTOVER_ADMIN_TOKEN= in a deployment template does not
+// wipe the file's token.
 const EnvPrefix = "CUTOVER"
 
 // MaxShare is a share of 100 % in basis points.

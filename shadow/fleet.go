@@ -34,7 +34,8 @@ var ErrNoFleet = errors.New("no fleet summary: the diff store has no Redis")
 type FleetTally struct {
 	// Client is the Redis holding the hash. Required.
 	Client redis.Cmdable
-	// Key is the hash key. Empty means "cutover:shadow:diffs:summary".
+	// Key is the hash key. Empty means "cutover:diffs:summary", the key cutover
+	// uses beside the default diff stream (<redis_stream>:summary).
 	Key string
 	// Interval is how often a Mirror flushes its new counts. Zero means 1s.
 	Interval time.Duration
@@ -45,7 +46,7 @@ type FleetTally struct {
 
 func (f *FleetTally) key() string {
 	if f.Key == "" {
-		return "cutover:shadow:diffs:summary"
+		return "cutover:diffs:summary"
 	}
 	return f.Key
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	modelCalls  *prometheus.CounterVec
 	fleetFails  prometheus.Counter
+	storeFails  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, m *Mirror) (*metrics, error) {
@@ -41,9 +42,13 @@ func newMetrics(reg prometheus.Registerer, m *Mirror) (*metrics, error) {
 			Name: "cutover_shadow_fleet_flush_failures_total",
 			Help: "Failed flushes of this process's shadow counts to the fleet summary in Redis (retried with the next).",
 		}),
+		storeFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_shadow_store_failures_total",
+			Help: "Diff records the store failed to write (file or Redis stream), by route; the record is lost.",
+		}, []string{"route"}),
 	}
 	cs := []prometheus.Collector{
-		mt.comparisons, mt.skips, mt.duration, mt.modelCalls, mt.fleetFails,
+		mt.comparisons, mt.skips, mt.duration, mt.modelCalls, mt.fleetFails, mt.storeFails,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cutover_shadow_queue_depth",
 			Help: "Shadow jobs waiting for a worker.",
@@ -86,6 +91,12 @@ func (mt *metrics) observe(route string, seconds float64) {
 func (mt *metrics) modelCall(route, purpose string) {
 	if mt != nil {
 		mt.modelCalls.WithLabelValues(route, purpose).Inc()
+	}
+}
+
+func (mt *metrics) storeFailed(route string) {
+	if mt != nil {
+		mt.storeFails.WithLabelValues(route).Inc()
 	}
 }
 

@@ -535,6 +535,7 @@ func (m *Mirror) save(ctx context.Context, r *Record) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := m.store.Add(sctx, r); err != nil {
+		m.mt.storeFailed(r.Route)
 		m.log.Warn("shadow diff store failed", "route", r.Route, "err", err)
 	}
 }

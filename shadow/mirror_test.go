@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -645,5 +647,35 @@ func TestMirrorSetComparator(t *testing.T) {
 	want := map[string]Class{`{"message":"running"}`: ClassSemantic, `{"message":"queued"}`: ClassSemantic}
 	if s := summaryOf(m, "chat"); s.Compared != 3 || s.Semantic != 2 || s.Matched != 1 || !maps.Equal(got, want) {
 		t.Errorf("summary %+v, records %v; want the two jobs submitted before the swap semantic, the one after matched", s, got)
+	}
+}
+
+// A record the store cannot write is lost, so it is counted (and logged):
+// here the diff file's directory is removed after the store opened.
+func TestMirrorCountsStoreFailures(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "diffs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenFileStore(filepath.Join(dir, "diffs.jsonl"), 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := newMirror(t, Options{Workers: 1, QueueSize: 4, Registerer: reg, Store: store})
+	primary := httptest.NewRecorder()
+	chatApp(func(n int) int { return n + 3 }, stdEncode).ServeHTTP(primary, httptest.NewRequest("GET", "/chat", nil))
+	m.Submit(Job{Route: "chat", Request: Request{Method: "GET", URL: &url.URL{Path: "/chat"}},
+		Primary: Response{Status: 200, Header: primary.Result().Header, Body: primary.Body.Bytes()},
+		Target:  HandlerTarget{Handler: chatApp(goodTokens, stdEncode)}})
+	drain(t, m)
+	if s := summaryOf(m, "chat"); s.Semantic != 1 {
+		t.Fatalf("summary %+v: want the one semantic mismatch", s)
+	}
+	if got := counterValue(m.mt.storeFails.WithLabelValues("chat")); got != 1 {
+		t.Errorf("cutover_shadow_store_failures_total{route=chat} = %v, want 1", got)
 	}
 }
