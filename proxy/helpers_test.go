@@ -106,8 +106,10 @@ legacy:
 ` + testenv.RoutesYAML(nil)
 }
 
-// startServer writes yaml to a config file and runs a Server for it.
-func startServer(t *testing.T, yaml string, native NativeApp) *testServer {
+// loadConfig writes yaml to a config file in a temporary directory and
+// loads it. Diff records go to that directory unless yaml names a file, so
+// they stay out of the package directory.
+func loadConfig(t *testing.T, yaml string) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "cutover.yaml")
@@ -118,9 +120,16 @@ func startServer(t *testing.T, yaml string, native NativeApp) *testServer {
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
-	if cfg.Shadow.Store.JSONLPath == config.DefaultJSONLPath { // diff records stay out of the package directory
+	if cfg.Shadow.Store.JSONLPath == config.DefaultJSONLPath {
 		cfg.Shadow.Store.JSONLPath = filepath.Join(dir, config.DefaultJSONLPath)
 	}
+	return cfg
+}
+
+// startServer writes yaml to a config file and runs a Server for it.
+func startServer(t *testing.T, yaml string, native NativeApp) *testServer {
+	t.Helper()
+	cfg := loadConfig(t, yaml)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	tln := listen(t)
@@ -132,7 +141,7 @@ func startServer(t *testing.T, yaml string, native NativeApp) *testServer {
 	srv.watcher.Debounce = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{Server: srv, URL: "http://" + tln.Addr().String(), AdminURL: "http://" + aln.Addr().String(),
-		File: file, Logs: logs, cancel: cancel, done: make(chan error, 1)}
+		File: cfg.File(), Logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Run(ctx) }()
 	waitHealthy(t, ts.URL+cfg.Listen.HealthPath)
 	t.Cleanup(func() { ts.stop(t) })

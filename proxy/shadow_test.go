@@ -128,14 +128,9 @@ func dump(t *testing.T, c *redis.Client) []string {
 }
 
 // shadowYAML is a proxy config over env: every route at nativeBP, shadowed
-// at rateBP, the write routes shadow-safe. extra is appended to every
-// route's shadow block (indented for it).
-func (e *shadowEnv) shadowYAML(legacyURL string, nativeBP, rateBP int, global, extra string) string {
-	route := func(name, path, methods string, safe bool) string {
-		s := fmt.Sprintf("  - name: %s\n    path: %s\n    methods: [%s]\n    native_bp: %d\n    shadow:\n      rate_bp: %d\n      safe: %v\n",
-			name, path, methods, nativeBP, rateBP, safe)
-		return s + extra
-	}
+// at rateBP, the write routes shadow-safe. shadowKeys ("key: value") are
+// added to every route's shadow block.
+func (e *shadowEnv) shadowYAML(legacyURL string, nativeBP, rateBP int, global string, shadowKeys ...string) string {
 	return `listen:
   served_by_header: X-Cutover-Served-By
 shutdown:
@@ -153,13 +148,14 @@ shadow:
   isolated_redis_url: ` + e.iso.URL() + `
   max_body_bytes: 4194304
   model_calls_per_minute: 100000
-` + global + `routes:
-` + route("health", "/health", "GET", false) +
-		route("models", "/models", "GET", false) +
-		route("chat", "/chat", "POST", true) +
-		route("chat_stream", "/chat/stream", "POST", true) +
-		route("get_conversation", "/conversations/<conversation_id>", "GET", false) +
-		route("delete_conversation", "/conversations/<conversation_id>", "DELETE", true)
+` + global + testenv.RoutesYAML(func(name string) []string {
+		safe := name == "chat" || name == "chat_stream" || name == "delete_conversation"
+		lines := []string{fmt.Sprintf("native_bp: %d", nativeBP), "shadow:", fmt.Sprintf("  rate_bp: %d", rateBP), fmt.Sprintf("  safe: %v", safe)}
+		for _, k := range shadowKeys {
+			lines = append(lines, "  "+k)
+		}
+		return lines
+	})
 }
 
 // startShadowServer runs a proxy for yaml with the given native apps. Diff
@@ -167,19 +163,7 @@ shadow:
 // names one.
 func startShadowServer(t *testing.T, yaml string, native NativeApp, iso http.Handler) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	file := filepath.Join(dir, "cutover.yaml")
-	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	if cfg.Shadow.Store.JSONLPath == config.DefaultJSONLPath {
-		cfg.Shadow.Store.JSONLPath = filepath.Join(dir, config.DefaultJSONLPath)
-	}
-	return startShadowConfig(t, cfg, native, iso)
+	return startShadowConfig(t, loadConfig(t, yaml), native, iso)
 }
 
 func startShadowConfig(t *testing.T, cfg *config.Config, native NativeApp, iso http.Handler) *testServer {
@@ -307,7 +291,7 @@ func testShadowCorpus(t *testing.T, env *shadowEnv) {
 		nativeBP int
 	}{{"legacy primary, native shadow", 0}, {"native primary, legacy shadow", 10000}} {
 		t.Run(dir.name, func(t *testing.T) {
-			ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), dir.nativeBP, 10000, "", ""), env.native, env.isoNative)
+			ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), dir.nativeBP, 10000, ""), env.native, env.isoNative)
 			m := ts.Mirror()
 			rules := ts.Router.snap.Load().rules
 			addr := strings.TrimPrefix(ts.URL, "http://")
@@ -444,7 +428,7 @@ func testShadowClassification(t *testing.T, env *shadowEnv) {
 	streamRedis := testenv.StartRedis(t)
 	jsonl := filepath.Join(t.TempDir(), "diffs.jsonl")
 	store := fmt.Sprintf("  store:\n    redis_url: %s\n    redis_stream: qa:diffs\n    jsonl_path: %s\n", streamRedis.URL(), jsonl)
-	ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), 0, 10000, store, "      compare: json\n"), native, iso)
+	ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), 0, 10000, store, "compare: json"), native, iso)
 	m := ts.Mirror()
 	c := newClient(t)
 
@@ -554,7 +538,7 @@ func testShadowWrites(t *testing.T, env *shadowEnv) {
 	run := func(t *testing.T, nativeBP, rateBP int) ([]string, []string, *shadow.Mirror) {
 		env.reset(t)
 		seed(t)
-		ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), nativeBP, rateBP, "", ""), env.native, env.isoNative)
+		ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), nativeBP, rateBP, ""), env.native, env.isoNative)
 		c := newClient(t)
 		var answers []string
 		sent := int64(0)
@@ -661,7 +645,7 @@ func testShadowSlowDead(t *testing.T, env *shadowEnv) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"slow": true}`))
 		}))
-		ts := startShadowServer(t, env.shadowYAML(slow.URL, 10000, 10000, global, ""), env.native, env.isoNative)
+		ts := startShadowServer(t, env.shadowYAML(slow.URL, 10000, 10000, global), env.native, env.isoNative)
 		m := ts.Mirror()
 		c := newClient(t)
 		for i := range n {
@@ -701,7 +685,7 @@ func testShadowSlowDead(t *testing.T, env *shadowEnv) {
 		ln := listen(t)
 		dead := "http://" + ln.Addr().String()
 		ln.Close()
-		ts := startShadowServer(t, env.shadowYAML(dead, 10000, 10000, global, ""), env.native, env.isoNative)
+		ts := startShadowServer(t, env.shadowYAML(dead, 10000, 10000, global), env.native, env.isoNative)
 		m := ts.Mirror()
 		c := newClient(t)
 		for i := range n {
@@ -788,7 +772,7 @@ func testShadowStream(t *testing.T, env *shadowEnv) {
 	t.Run("native primary gated, legacy shadow", func(t *testing.T) {
 		env.reset(t)
 		g := &gatedApp{app: env.native, opened: make(chan struct{})}
-		ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), 10000, 10000, "", ""), g, env.isoNative)
+		ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), 10000, 10000, ""), g, env.isoNative)
 		m := ts.Mirror()
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/chat/stream", strings.NewReader(`{"message":"stream me a story with <tags> & caf\u00e9","conversation_id":"st-1"}`))
 		req.Header.Set("Content-Type", "application/json")
@@ -834,7 +818,7 @@ func testShadowStream(t *testing.T, env *shadowEnv) {
 
 	t.Run("legacy primary, broken native stream", func(t *testing.T) {
 		env.reset(t)
-		ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), 0, 10000, "", ""), appWithEndpoints{env.native, env.native}, doubleApp(env.isoNative))
+		ts := startShadowServer(t, env.shadowYAML(env.legacy.URL(), 0, 10000, ""), appWithEndpoints{env.native, env.native}, doubleApp(env.isoNative))
 		m := ts.Mirror()
 		c := newClient(t)
 		resp, b := postJSON(t, c, ts.URL+"/chat/stream", `{"message":"stream again","conversation_id":"st-2"}`, map[string]string{"X-Test-Break": "stream"})
