@@ -393,20 +393,21 @@ type Shadow struct {
 	// state a shadowed request reads. Required with IsolatedLegacyURL.
 	IsolatedRedisURL string `mapstructure:"isolated_redis_url" json:"isolated_redis_url"`
 	// Redact lists the request and response headers whose values are
-	// replaced in diff records (a given list replaces the default). Zero means
-	// shadow.DefaultRedactHeaders: Authorization, Proxy-Authorization, Cookie,
-	// Set-Cookie, X-Api-Key, X-Amz-Security-Token. The override token header
-	// is redacted either way.
+	// replaced in diff records, in addition to shadow.DefaultRedactHeaders
+	// (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+	// X-Auth-Token, X-Amz-Security-Token, X-Amzn-Oidc-*), which always apply;
+	// a name ending in "*" is a prefix. The override token header is redacted
+	// either way.
 	Redact []string `mapstructure:"redact" json:"redact,omitempty"`
 	// RedactFields lists names (case-insensitive) whose values are replaced
-	// in recorded query strings, form bodies and JSON bodies (string values,
-	// at any depth); a given list replaces the default. Zero means
-	// shadow.DefaultRedactFields: api_key, apikey, password, secret, token,
-	// access_token, refresh_token, aws_secret_access_key, aws_session_token.
+	// in recorded query strings, form bodies and JSON bodies (the whole value,
+	// of any type, at any depth), in addition to shadow.DefaultRedactFields
+	// (api_key, apikey, password, secret, token, access_token, refresh_token,
+	// id_token, client_secret, aws_secret_access_key, aws_session_token).
 	RedactFields []string `mapstructure:"redact_fields" json:"redact_fields,omitempty"`
 	// RedactPatterns lists RE2 expressions whose matches are replaced
-	// anywhere in recorded bodies; a given list replaces the default. Zero
-	// means shadow.DefaultRedactPatterns: AWS access key ids and bearer tokens.
+	// anywhere in recorded bodies, in addition to
+	// shadow.DefaultRedactPatterns (AWS access key ids and bearer tokens).
 	RedactPatterns []string `mapstructure:"redact_patterns" json:"redact_patterns,omitempty"`
 	// Store configures where diff records go.
 	Store DiffStore `mapstructure:"store" json:"store"`

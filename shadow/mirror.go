@@ -52,8 +52,8 @@ type Options struct {
 	// Noise learns noisy fields from jobs with a Replay target. Nil means no
 	// noise learning (replays are not made).
 	Noise *Noise
-	// Redaction lists secrets kept out of records. The zero value redacts the
-	// defaults (cookies, Authorization, API keys).
+	// Redaction lists secrets kept out of records, besides the defaults
+	// (cookies, Authorization, API keys, tokens), which always apply.
 	Redaction Redaction
 	// ShadowHeader is set to "1" on every shadow and replay request so the
 	// other side (and logs) can tell shadow traffic from user traffic. Empty

@@ -2,7 +2,8 @@ package shadow
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,34 +49,65 @@ type RecordResponse struct {
 	Error     string      `json:"error,omitempty"`
 }
 
-// Body is a stored payload: text when it is valid UTF-8, else base64.
+// Body is a stored payload. A body that is valid UTF-8 is kept as redacted
+// text. Any other body is not stored at all, because the secrets in it
+// cannot be found to redact them: Binary records its size and SHA-256, so two
+// records can still be told apart.
 type Body struct {
-	Text   string `json:"text,omitempty"`
-	Base64 string `json:"base64,omitempty"`
-	// Clipped says the stored bytes stop at the record's body limit.
+	Text string `json:"text,omitempty"`
+	// Binary describes a body that was not valid UTF-8; nil for text.
+	Binary *BinaryBody `json:"binary,omitempty"`
+	// Clipped says the stored text stops at the record's body limit.
 	Clipped bool `json:"clipped,omitempty"`
 }
 
-// Bytes returns the stored payload.
+// BinaryBody stands for a body that is not stored.
+type BinaryBody struct {
+	// Size is the body's length in bytes, whole (before any clipping).
+	Size int `json:"size"`
+	// SHA256 is the hex SHA-256 of the whole body.
+	SHA256 string `json:"sha256"`
+}
+
+// Bytes returns the stored text (nil for a binary body, which is not stored).
 func (b Body) Bytes() []byte {
-	if b.Base64 != "" {
-		out, _ := base64.StdEncoding.DecodeString(b.Base64)
-		return out
+	if b.Text == "" {
+		return nil
 	}
 	return []byte(b.Text)
 }
 
 func newBody(p []byte, limit int) Body {
+	if !utf8.Valid(p) {
+		t := trimPartialRune(p)
+		if !utf8.Valid(t) {
+			sum := sha256.Sum256(p)
+			return Body{Binary: &BinaryBody{Size: len(p), SHA256: hex.EncodeToString(sum[:])}}
+		}
+		p = t
+	}
 	var b Body
 	if len(p) > limit {
-		p, b.Clipped = p[:limit], true
+		p, b.Clipped = trimPartialRune(p[:limit]), true
 	}
-	if utf8.Valid(p) {
-		b.Text = string(p)
-	} else {
-		b.Base64 = base64.StdEncoding.EncodeToString(p)
-	}
+	b.Text = string(p)
 	return b
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of p, as left
+// by clipping (or by a response truncated at the capture limit).
+func trimPartialRune(p []byte) []byte {
+	for i := 1; i <= utf8.UTFMax-1 && i <= len(p); i++ {
+		c := p[len(p)-i]
+		if !utf8.RuneStart(c) {
+			continue
+		}
+		if !utf8.FullRune(p[len(p)-i:]) {
+			return p[:len(p)-i]
+		}
+		break
+	}
+	return p
 }
 
 // Query selects records, newest first.

@@ -289,10 +289,10 @@ func responseLines(r shadow.RecordResponse) []string {
 		}
 	}
 	lines = append(lines, "")
-	body := r.Body.Bytes()
-	if r.Body.Base64 != "" {
-		return append(lines, fmt.Sprintf("(binary body, %d bytes)", len(body)))
+	if bin := r.Body.Binary; bin != nil {
+		return append(lines, fmt.Sprintf("(binary body not stored: %d bytes, sha256 %s)", bin.Size, bin.SHA256))
 	}
+	body := r.Body.Bytes()
 	if shadow.IsEventStream(r.Header) {
 		for i, ev := range shadow.ParseEvents(body) {
 			lines = append(lines, fmt.Sprintf("[%d] event: %s", i, ev.Name))
