@@ -435,6 +435,10 @@ type ShadowNoise struct {
 type DiffStore struct {
 	// RingSize is the in-memory ring's capacity. Zero means 1000.
 	RingSize int `mapstructure:"ring_size" json:"ring_size"`
+	// RingMaxBytes bounds the ring's records, measured as JSON: the oldest
+	// are evicted past it (counted in cutover_shadow_store_dropped_total).
+	// Zero means 64 MiB.
+	RingMaxBytes int64 `mapstructure:"ring_max_bytes" json:"ring_max_bytes"`
 	// JSONLPath is the file records are appended to (created with the first
 	// record; relative to the working directory). NoJSONL ("-") means no
 	// file: the in-memory ring only. Zero means DefaultJSONLPath.
@@ -443,8 +447,13 @@ type DiffStore struct {
 	RedisURL string `mapstructure:"redis_url" json:"redis_url"`
 	// RedisStream is the stream key. Zero means "cutover:diffs".
 	RedisStream string `mapstructure:"redis_stream" json:"redis_stream"`
-	// RedisMaxLen caps the stream (approximately). Zero means 10000.
+	// RedisMaxLen caps the stream's entries. Zero means 10000.
 	RedisMaxLen int64 `mapstructure:"redis_max_len" json:"redis_max_len"`
+	// RedisMaxBytes bounds the stream's records, measured as JSON: the
+	// oldest are deleted past it (counted in
+	// cutover_shadow_store_dropped_total). Zero means 64 MiB. Use a Redis of
+	// its own for diffs, not the production one.
+	RedisMaxBytes int64 `mapstructure:"redis_max_bytes" json:"redis_max_bytes"`
 	// JSONLMaxBytes rotates the JSONL file (to path.1) past this size. Zero means 64 MiB.
 	JSONLMaxBytes int64 `mapstructure:"jsonl_max_bytes" json:"jsonl_max_bytes"`
 }

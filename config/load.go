@@ -323,6 +323,12 @@ func (c *Config) setDefaults() {
 	if c.Shadow.Store.RedisMaxLen == 0 {
 		c.Shadow.Store.RedisMaxLen = 10000
 	}
+	if c.Shadow.Store.RingMaxBytes == 0 {
+		c.Shadow.Store.RingMaxBytes = 64 << 20
+	}
+	if c.Shadow.Store.RedisMaxBytes == 0 {
+		c.Shadow.Store.RedisMaxBytes = 64 << 20
+	}
 	if c.Shadow.Store.JSONLMaxBytes == 0 {
 		c.Shadow.Store.JSONLMaxBytes = 64 << 20
 	}
@@ -521,7 +527,7 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 	s := c.Shadow
 	if s.Workers < 0 || s.QueueSize < 0 || s.MaxInFlight < 0 || s.ModelCallsPerMinute < 0 ||
 		s.MaxBodyBytes < 0 || s.MaxCaptureBytes < 0 || s.Store.RingSize < 0 || s.Store.RedisMaxLen < 0 ||
-		s.Store.JSONLMaxBytes < 0 || s.Noise.MinSamples < 0 {
+		s.Store.JSONLMaxBytes < 0 || s.Store.RingMaxBytes < 0 || s.Store.RedisMaxBytes < 0 || s.Noise.MinSamples < 0 {
 		add("shadow: sizes and limits must not be negative")
 	}
 	if s.MaxInFlight > s.Workers {
