@@ -163,6 +163,7 @@ admin: {addr: %s, token: diffs-secret}
 shutdown: {drain_delay: 1ms, timeout: 5s}
 legacy: {url: %s}
 native:
+  secret_key: diffs-test-secret
   aws_region: us-east-1
   bedrock_endpoint_url: http://127.0.0.1:1
   redis_url: redis://127.0.0.1:1/0

@@ -172,6 +172,7 @@ shutdown:
 legacy:
   url: %s
 native:
+  secret_key: native-test-secret
   bedrock_endpoint_url: http://127.0.0.1:1
   redis_url: redis://127.0.0.1:1/0
   %s

@@ -34,6 +34,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := requireSecretKey(cfg); err != nil {
+		return err
+	}
 	log, lw := newBufferedLogger(stdout, cfg.Log.Level)
 	defer lw.Close()
 	native, closeNative, err := buildNative(ctx, cfg, log)
