@@ -194,7 +194,7 @@ func TestShadowSafeNeedsIsolatedTarget(t *testing.T) {
 		t.Errorf("shadow rate %d", c.Route("chat").Shadow.Rate)
 	}
 	same := base + "legacy:\n  url: http://127.0.0.1:8001\nshadow:\n  isolated_legacy_url: http://127.0.0.1:8001\n  isolated_redis_url: redis://x:1/0\n"
-	if _, err := Parse([]byte(same), nil); err == nil || !strings.Contains(err.Error(), "must not be the production legacy url") {
+	if _, err := Parse([]byte(same), nil); err == nil || !strings.Contains(err.Error(), "isolated_legacy_url is the production legacy app") {
 		t.Errorf("isolated target = production accepted: %v", err)
 	}
 }

@@ -544,17 +544,34 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 	if u := s.Store.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
 		add("shadow: store: redis_url %q is not a redis:// URL", u)
 	}
+	c.validateIsolation(add)
+}
+
+// validateIsolation refuses isolated shadow targets that are the production
+// ones under another spelling: the same server (host compared after
+// normalisation, every loopback spelling alike, default ports filled in)
+// and, for Redis, the same database. URLs are not echoed: they may hold
+// passwords. cutover serve also proves it at start (resolved names, and a
+// canary key in the isolated Redis).
+func (c *Config) validateIsolation(add func(string, ...any)) {
+	s := c.Shadow
 	if s.IsolatedLegacyURL != "" {
-		u, err := url.Parse(s.IsolatedLegacyURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("shadow: isolated_legacy_url %q is not an http(s) URL", s.IsolatedLegacyURL)
-		} else if s.IsolatedLegacyURL == c.Legacy.URL {
-			add("shadow: isolated_legacy_url must not be the production legacy url")
+		iso, err := httpServer(s.IsolatedLegacyURL)
+		if err != nil {
+			add("shadow: isolated_legacy_url: %w", err)
+		} else if prod, err := httpServer(c.Legacy.URL); err == nil && iso == prod {
+			add("shadow: isolated_legacy_url is the production legacy app (server %s, as legacy.url): shadowed writes would reach production", iso)
 		}
 		if s.IsolatedRedisURL == "" {
 			add("shadow: isolated_redis_url is required with isolated_legacy_url")
-		} else if s.IsolatedRedisURL == c.Native.RedisURL {
-			add("shadow: isolated_redis_url must not be the production redis_url")
+		}
+	}
+	if s.IsolatedRedisURL != "" {
+		iso, err := parseRedisTarget(s.IsolatedRedisURL)
+		if err != nil {
+			add("shadow: isolated_redis_url: %w", err)
+		} else if prod, err := parseRedisTarget(c.Native.RedisURL); err == nil && iso == prod {
+			add("shadow: isolated_redis_url is the production Redis (%s, as native.redis_url): shadowed writes would rewrite users' conversations", iso)
 		}
 	}
 }

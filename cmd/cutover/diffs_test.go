@@ -166,16 +166,16 @@ native:
   secret_key: diffs-test-secret
   aws_region: us-east-1
   bedrock_endpoint_url: http://127.0.0.1:1
-  redis_url: redis://127.0.0.1:1/0
+  redis_url: %s
 shadow:
   isolated_legacy_url: http://127.0.0.1:2
-  isolated_redis_url: redis://127.0.0.1:3/0
+  isolated_redis_url: %s
   store: {jsonl_path: %s, redis_url: %s}
 routes:
   - name: models
     path: /models
     shadow: {rate_percent: 100, compare: json}
-`, traffic, admin, legacy.URL, filepath.Join(dir, "diffs.jsonl"), rs.URL())
+`, traffic, admin, legacy.URL, testenv.StartRedis(t).URL(), testenv.StartRedis(t).URL(), filepath.Join(dir, "diffs.jsonl"), rs.URL())
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +37,12 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := requireSecretKey(cfg); err != nil {
 		return err
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = checkIsolation(ictx, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("shadow targets are not proven isolated from production, refusing to start: %w", err)
 	}
 	log, lw := newBufferedLogger(stdout, cfg.Log.Level)
 	defer lw.Close()
