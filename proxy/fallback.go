@@ -28,7 +28,7 @@ const (
 // sent as it comes and can no longer be replayed.
 const maxBufferedResponse = 1 << 20
 
-// Fallback is the Dispatcher decorator that puts the breakers around both
+// Fallback is the pipeline stage that puts the breakers around both
 // backends and falls back from one to the other:
 //
 //   - native decided, its breaker open: legacy answers (the native side never

@@ -40,7 +40,7 @@ type RouterOptions struct {
 	// Logger receives the access log and events. Nil means slog.Default().
 	Logger *slog.Logger
 	// Prepare, when set, is given every config the Router is about to apply
-	// (the first one included) to compile what the decorators need from it:
+	// (the first one included) to compile what the stages need from it:
 	// an error rejects the config, joined with the Router's own problems, and
 	// commit runs once the config is in force, under the same lock. Nil means
 	// none. (The shadow stage compiles its comparison rules this way.)
