@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/cutover/cutover/config"
 )
@@ -28,7 +27,8 @@ const LegacyBreakerRoute = "_legacy"
 
 // Breakers are the circuit breakers of a proxy: for each route one around
 // its legacy round trip and one around its native handler, plus one around
-// legacy as a whole. They are gobreaker TwoStepCircuitBreakers configured
+// legacy as a whole. They are two-step circuits (circuit.go: gobreaker's
+// semantics on the clock the breakers are given) configured
 // from the config in force (route.breaker and legacy_breaker) and created
 // lazily; a reload that changes a route's breaker settings replaces its
 // breakers (state starts closed), any other reload keeps them and their
@@ -50,6 +50,7 @@ type Breakers struct {
 	config    func() *config.Config
 	hasNative func(route string) bool
 	rollback  func(route string) (ChangeResult, error)
+	now       func() time.Time
 
 	state       *prometheus.GaugeVec   // route, backend
 	transitions *prometheus.CounterVec // route, backend, from, to
@@ -91,6 +92,9 @@ type BreakerOptions struct {
 	Registerer prometheus.Registerer
 	// Logger receives state changes. Nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of the breakers (open timeouts, intervals,
+	// Retry-After, transition times). Nil means time.Now.
+	Now func() time.Time
 }
 
 // NewBreakers builds an empty breaker set.
@@ -104,6 +108,7 @@ func NewBreakers(opts BreakerOptions) *Breakers {
 		config:    opts.Config,
 		hasNative: opts.HasNative,
 		rollback:  opts.Rollback,
+		now:       opts.Now,
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cutover_breaker_state", Help: "Circuit breaker state by route and backend (0 closed, 1 half-open, 2 open); route _legacy is legacy as a whole.",
 		}, []string{"route", "backend"}),
@@ -119,6 +124,9 @@ func NewBreakers(opts BreakerOptions) *Breakers {
 	}
 	if b.config == nil {
 		b.config = func() *config.Config { return nil }
+	}
+	if b.now == nil {
+		b.now = time.Now
 	}
 	if b.hasNative == nil {
 		b.hasNative = func(string) bool { return false }
@@ -206,9 +214,9 @@ func sameSettings(x, y config.Breaker) bool {
 	return reflect.DeepEqual(x, y) && slices.Equal(fx, fy)
 }
 
-// breaker is one gobreaker breaker with its failure classification.
+// breaker is one circuit with its failure classification.
 type breaker struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb       *circuit
 	settings config.Breaker
 	route    string
 	backend  Backend
@@ -216,7 +224,7 @@ type breaker struct {
 	fail     [100]bool
 	openedAt atomic.Int64 // unix nanoseconds of the last trip
 	// tripped is set when the breaker opens and taken by the request that
-	// tripped it (auto rollback runs there, outside gobreaker's lock).
+	// tripped it (auto rollback runs there, outside the circuit's lock).
 	tripped atomic.Bool
 
 	mu     sync.Mutex // guards recent and nTrans
@@ -234,9 +242,9 @@ type BreakerTransition struct {
 	To   string    `json:"to"`
 }
 
-// record keeps a transition in the bounded ring. It runs under gobreaker's
-// lock (OnStateChange), so it never calls back into the breaker.
-func (br *breaker) record(at time.Time, from, to gobreaker.State) {
+// record keeps a transition in the bounded ring. It runs under the
+// circuit's lock (onStateChange), so it never calls back into the breaker.
+func (br *breaker) record(at time.Time, from, to circuitState) {
 	br.mu.Lock()
 	br.recent[br.nTrans%maxTransitions] = BreakerTransition{At: at.UTC(), From: from.String(), To: to.String()}
 	br.nTrans++
@@ -277,29 +285,28 @@ func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, g
 	labels := prometheus.Labels{"route": route, "backend": backend.String()}
 	gauge := b.state.With(labels)
 	gauge.Set(0)
-	br.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        route + "/" + backend.String(),
-		MaxRequests: s.HalfOpenRequests,
-		Interval:    s.Interval,
-		Timeout:     s.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
+	br.cb = newCircuit(circuitSettings{
+		maxRequests: s.HalfOpenRequests,
+		interval:    s.Interval,
+		timeout:     s.OpenTimeout,
+		now:         b.now,
+		readyToTrip: func(c counts) bool {
 			if c.ConsecutiveFailures >= consecutive {
 				return true
 			}
 			return ratio > 0 && c.Requests >= minReq && float64(c.TotalFailures) >= ratio*float64(c.Requests)
 		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			now := time.Now()
-			if to == gobreaker.StateOpen {
+		isExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
+		onStateChange: func(from, to circuitState, now time.Time) {
+			if to == stateOpen {
 				br.openedAt.Store(now.UnixNano())
 				br.tripped.Store(true)
 			}
 			br.record(now, from, to)
-			gauge.Set(float64(stateValue(to)))
+			gauge.Set(float64(to))
 			b.transitions.WithLabelValues(route, backend.String(), from.String(), to.String()).Inc()
 			level := slog.LevelInfo
-			if to == gobreaker.StateOpen {
+			if to == stateOpen {
 				level = slog.LevelWarn
 			}
 			b.log.Log(context.Background(), level, "breaker state changed", "route", route, "backend", backend.String(),
@@ -309,17 +316,7 @@ func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, g
 	return br
 }
 
-func stateValue(s gobreaker.State) int {
-	switch s {
-	case gobreaker.StateHalfOpen:
-		return 1
-	case gobreaker.StateOpen:
-		return 2
-	}
-	return 0
-}
-
-// Outcomes reported to gobreaker: nil is a success.
+// Outcomes reported to a circuit: nil is a success.
 var (
 	// errNotCounted: the client went away, or the attempt never ran.
 	errNotCounted = errors.New("not counted")
@@ -359,7 +356,7 @@ func (br *breaker) allow() (func(error), error) {
 	if br == nil {
 		return func(error) {}, nil
 	}
-	done, err := br.cb.Allow()
+	done, err := br.cb.allow()
 	if err != nil {
 		return nil, fmt.Errorf("%s breaker of route %q: %w (%w)", br.backend, br.route, ErrBreakerOpen, err)
 	}
@@ -368,7 +365,7 @@ func (br *breaker) allow() (func(error), error) {
 
 // retryAfter is the time until the breaker lets probes through, at least 1s.
 func (br *breaker) retryAfter(now time.Time) time.Duration {
-	if br == nil || br.cb.State() != gobreaker.StateOpen {
+	if br == nil || br.cb.currentState() != stateOpen {
 		return time.Second
 	}
 	left := time.Unix(0, br.openedAt.Load()).Add(br.settings.OpenTimeout).Sub(now)
@@ -376,7 +373,7 @@ func (br *breaker) retryAfter(now time.Time) time.Duration {
 }
 
 // open reports whether the breaker refuses requests right now.
-func (br *breaker) open() bool { return br != nil && br.cb.State() == gobreaker.StateOpen }
+func (br *breaker) open() bool { return br != nil && br.cb.currentState() == stateOpen }
 
 // BreakerStatus is one breaker as the admin API shows it.
 type BreakerStatus struct {
@@ -398,8 +395,8 @@ func (br *breaker) status() *BreakerStatus {
 	if br == nil {
 		return nil
 	}
-	c := br.cb.Counts()
-	s := &BreakerStatus{State: br.cb.State().String(), Requests: c.Requests, TotalFailures: c.TotalFailures,
+	c := br.cb.counts()
+	s := &BreakerStatus{State: br.cb.currentState().String(), Requests: c.Requests, TotalFailures: c.TotalFailures,
 		ConsecutiveFailures: c.ConsecutiveFailures, ConsecutiveSuccesses: c.ConsecutiveSuccesses}
 	if at := br.openedAt.Load(); at != 0 {
 		s.OpenedAt = time.Unix(0, at).UTC()
@@ -464,7 +461,7 @@ func (b *Breakers) admitLegacy(rb *routeBreakers) (*legacyTicket, error) {
 
 // legacyRetryAfter is how long until legacy may be asked again for rb.
 func (b *Breakers) legacyRetryAfter(rb *routeBreakers) time.Duration {
-	now := time.Now()
+	now := b.now()
 	d := b.global().retryAfter(now)
 	if rb != nil {
 		d = max(d, rb.legacy.retryAfter(now))

@@ -148,7 +148,7 @@ func (f *Fallback) nativeOnly(w http.ResponseWriter, r *http.Request, d *Decisio
 	nb := rb.nativeBreaker()
 	done, err := nb.allow()
 	if err != nil {
-		f.unavailable(w, d, err, max(nb.retryAfter(time.Now()), f.b.legacyRetryAfter(rb)))
+		f.unavailable(w, d, err, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 		return
 	}
 	timeout := nativeTimeout(d)
@@ -167,7 +167,7 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 		f.count(d, FallbackNativeBreakerOpen)
 		t, lerr := f.b.admitLegacy(rb)
 		if lerr != nil {
-			f.unavailable(w, d, lerr, max(nb.retryAfter(time.Now()), f.b.legacyRetryAfter(rb)))
+			f.unavailable(w, d, lerr, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 			return
 		}
 		f.toLegacy(w, r, d, t)
@@ -210,7 +210,7 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 
 // afterTrip rolls the route back to 0 % when this request tripped its
 // native breaker and the route asks for it. It runs in the request's
-// goroutine, outside gobreaker's lock.
+// goroutine, outside the circuit's lock.
 func (f *Fallback) afterTrip(nb *breaker, d *Decision) {
 	if nb == nil || !nb.tripped.Load() || !nb.tripped.CompareAndSwap(true, false) {
 		return

@@ -27,13 +27,14 @@ type pipeline struct {
 }
 
 // newPipeline builds the stages for cfg, innermost first.
-func newPipeline(cfg *config.Config, native NativeApp, shOpts ShadowOptions, log *slog.Logger) (*pipeline, error) {
+func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline, error) {
+	native := opts.Native
 	p := &pipeline{transport: NewTransport(cfg.Legacy)}
 	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: p.transport, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if p.shadow, err = newShadowing(cfg, native, shOpts, log); err != nil {
+	if p.shadow, err = newShadowing(cfg, native, opts.Shadow, log); err != nil {
 		return nil, err
 	}
 	// The Router compiles the config (and, through Prepare, the shadow
@@ -45,7 +46,7 @@ func newPipeline(cfg *config.Config, native NativeApp, shOpts ShadowOptions, log
 	}
 	p.router = rt
 	p.breakers = NewBreakers(BreakerOptions{Config: rt.Config, HasNative: rt.HasNative, Rollback: rt.rollback,
-		Registerer: rt.Metrics().Registry, Logger: log})
+		Registerer: rt.Metrics().Registry, Logger: log, Now: opts.Now})
 	p.shadow.next = p.breakers.Fallback(rt.base)
 	rt.dispatch = p.shadow
 	return p, nil

@@ -26,6 +26,9 @@ type Options struct {
 	Shadow ShadowOptions
 	// Logger is the process logger. Nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of the circuit breakers (open timeouts, intervals,
+	// Retry-After). Nil means time.Now; tests move one by hand.
+	Now func() time.Time
 	// TrafficListener and AdminListener, if set, are used instead of
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener
@@ -60,7 +63,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p, err := newPipeline(cfg, opts.Native, opts.Shadow, log)
+	p, err := newPipeline(cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
