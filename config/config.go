@@ -114,10 +114,20 @@ type Shutdown struct {
 // Admin configures the admin listener (routes, rollback, metrics).
 type Admin struct {
 	// Addr is the admin address. Zero means "127.0.0.1:9090" (loopback only).
+	// An address that is not loopback needs a Token.
 	Addr string `mapstructure:"addr" json:"addr"`
-	// Token is the bearer token mutating calls need. Zero means mutating calls
-	// are refused. Usually set through CUTOVER_ADMIN_TOKEN.
+	// Token is the bearer token every admin call needs, except GET /metrics
+	// (diff records hold chat text and conversation ids). Zero means every
+	// call but /metrics is refused. Usually set through CUTOVER_ADMIN_TOKEN.
 	Token string `mapstructure:"token" json:"-"`
+	// MetricsAddr, when set, also serves GET /metrics on a listener of its
+	// own (no token, no Host check), so Prometheus can scrape it while Addr
+	// stays on loopback. Zero means /metrics on the admin listener only.
+	MetricsAddr string `mapstructure:"metrics_addr" json:"metrics_addr"`
+	// AllowedHosts are the Host names the admin listener answers besides IP
+	// literals and localhost, against DNS rebinding from a browser on the
+	// same host (a page whose name resolves to 127.0.0.1). Zero means none.
+	AllowedHosts []string `mapstructure:"allowed_hosts" json:"allowed_hosts,omitempty"`
 	// AuditLog is a file that every share change is appended to (JSON lines).
 	// Zero means changes are audited in the process log only.
 	AuditLog string `mapstructure:"audit_log" json:"audit_log"`
@@ -223,8 +233,12 @@ type Override struct {
 	// Zero means "X-Cutover-Backend".
 	Header string `mapstructure:"header" json:"header"`
 	// Token, when set, must be presented in TokenHeader for the override to be
-	// honoured. Zero means no token is needed (when Enabled).
+	// honoured. Enabled without a Token is refused unless AllowWithoutToken.
 	Token string `mapstructure:"token" json:"-"`
+	// AllowWithoutToken lets Enabled work without a Token: any client can then
+	// force a backend, past shares, auto rollback and breakers. Zero means
+	// false; when set, serve logs a WARN at start.
+	AllowWithoutToken bool `mapstructure:"allow_without_token" json:"allow_without_token"`
 	// TokenHeader names the header carrying Token. Zero means "X-Cutover-Token".
 	TokenHeader string `mapstructure:"token_header" json:"token_header"`
 	// Fallback lets the breakers and fallback apply to overridden requests as

@@ -155,6 +155,7 @@ func TestUnknownKeysRejected(t *testing.T) {
 func TestEnvOverrides(t *testing.T) {
 	env := []string{
 		"CUTOVER_ADMIN_TOKEN=from-env", "CUTOVER_LEGACY_URL=http://10.0.0.5:8000", "CUTOVER_OVERRIDE_ENABLED=true",
+		"CUTOVER_OVERRIDE_TOKEN=qa-token",
 		"CUTOVER_SHUTDOWN_DRAIN_DELAY=30s", "CUTOVER_STICKINESS=header:X-A, client_ip", "CUTOVER_NATIVE_HISTORY_TURNS=4",
 		"OTHER_VAR=1",
 	}

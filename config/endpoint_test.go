@@ -67,3 +67,35 @@ func TestParseRedisTargetRefusesBadURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminAndOverrideNeedTokens(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string // want "" = accepted
+	}{
+		{"loopback admin without token", "admin: {addr: 127.0.0.1:9090}\n", ""},
+		{"localhost admin without token", "admin: {addr: localhost:9090}\n", ""},
+		{"ipv6 loopback admin without token", "admin: {addr: \"[::1]:9090\"}\n", ""},
+		{"every interface without token", "admin: {addr: \":9090\"}\n", "admin: addr \":9090\" is not loopback"},
+		{"0.0.0.0 without token", "admin: {addr: 0.0.0.0:9090}\n", "is not loopback and admin.token is empty"},
+		{"public address without token", "admin: {addr: 10.0.0.5:9090}\n", "is not loopback"},
+		{"public address with token", "admin: {addr: 0.0.0.0:9090, token: t}\n", ""},
+		{"bad metrics addr", "admin: {metrics_addr: nowhere}\n", "metrics_addr"},
+		{"metrics addr", "admin: {metrics_addr: \"0.0.0.0:9100\"}\n", ""},
+		{"allowed host with port", "admin: {allowed_hosts: [\"cutover:9090\"]}\n", "allowed_hosts entry"},
+		{"allowed host", "admin: {allowed_hosts: [cutover-1.internal]}\n", ""},
+		{"override without token", "override: {enabled: true}\n", "override: enabled without a token"},
+		{"override with token", "override: {enabled: true, token: qa}\n", ""},
+		{"override allowed without token", "override: {enabled: true, allow_without_token: true}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), nil)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

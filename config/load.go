@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -407,6 +409,11 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	if !validToken(c.Override.Header) {
 		add("override: header %q is not a valid header name", c.Override.Header)
 	}
+	if c.Override.Enabled && c.Override.Token == "" && !c.Override.AllowWithoutToken {
+		add("override: enabled without a token lets any client force a backend: set override.token " +
+			"(CUTOVER_OVERRIDE_TOKEN), or override.allow_without_token: true to accept that")
+	}
+	c.validateAdmin(add)
 	if !validToken(c.Override.TokenHeader) {
 		add("override: token_header %q is not a valid header name", c.Override.TokenHeader)
 	}
@@ -545,6 +552,40 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 		add("shadow: store: redis_url %q is not a redis:// URL", u)
 	}
 	c.validateIsolation(add)
+}
+
+// validateAdmin refuses an admin listener reachable from other hosts without
+// a token, and checks the names of admin.allowed_hosts and metrics_addr.
+func (c *Config) validateAdmin(add func(string, ...any)) {
+	a := c.Admin
+	host, _, err := net.SplitHostPort(a.Addr)
+	switch {
+	case err != nil:
+		add("admin: addr %q is not host:port", a.Addr)
+	case a.Token == "" && !loopbackListen(host):
+		add("admin: addr %q is not loopback and admin.token is empty: the admin API (diff records, shares) "+
+			"would answer other hosts; set admin.token (CUTOVER_ADMIN_TOKEN) or listen on 127.0.0.1", a.Addr)
+	}
+	if a.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(a.MetricsAddr); err != nil {
+			add("admin: metrics_addr %q is not host:port", a.MetricsAddr)
+		}
+	}
+	for _, h := range a.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ []") {
+			add("admin: allowed_hosts entry %q is not a host name (no port, no scheme)", h)
+		}
+	}
+}
+
+// loopbackListen says whether a listener on host answers this host only:
+// localhost or a loopback address (not "" or 0.0.0.0, every interface).
+func loopbackListen(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // validateIsolation refuses isolated shadow targets that are the production

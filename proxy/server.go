@@ -33,6 +33,9 @@ type Options struct {
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener
 	AdminListener   net.Listener
+	// MetricsListener, if set, serves GET /metrics alone instead of a
+	// listener on cfg.Admin.MetricsAddr (which, when empty, means none).
+	MetricsListener net.Listener
 }
 
 // Server is a whole cutover process: the traffic listener (an Echo server
@@ -49,7 +52,9 @@ type Server struct {
 	traffic   *echo.Echo
 	tsrv      *http.Server
 	asrv      *http.Server
+	msrv      *http.Server // GET /metrics alone (admin.metrics_addr); nil when off
 	tln, aln  net.Listener
+	mln       net.Listener
 	watcher   *config.Watcher
 	draining  atomic.Bool
 	transport *http.Transport // to legacy
@@ -63,13 +68,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if o := cfg.Override; o.Enabled && o.Token == "" {
+		log.Warn("override enabled without a token (override.allow_without_token): any client can force a backend, past shares, auto rollback and breakers",
+			"header", o.Header)
+	}
 	p, err := newPipeline(cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	rt := p.router
 	s := &Server{Router: rt, Breakers: p.breakers, Admin: NewAdmin(rt), cfg: cfg, log: log,
-		tln: opts.TrafficListener, aln: opts.AdminListener, transport: p.transport, shadow: p.shadow}
+		tln: opts.TrafficListener, aln: opts.AdminListener, mln: opts.MetricsListener, transport: p.transport, shadow: p.shadow}
 	s.Admin.RouteStatus = func(route string) any { return p.breakers.Status(route) }
 	p.shadow.mount(s.Admin)
 	if cfg.Admin.Pprof {
@@ -113,6 +122,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       cfg.Listen.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if cfg.Admin.MetricsAddr != "" || s.mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET "+metricsPath, rt.Metrics().Handler())
+		s.msrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       cfg.Listen.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
 	}
 	if cfg.File() != "" {
 		s.watcher = &config.Watcher{Path: cfg.File(), Apply: s.apply, Result: s.reloaded}
@@ -182,7 +201,23 @@ func (s *Server) Listen() error {
 		}
 		s.aln = ln
 	}
+	if s.msrv != nil && s.mln == nil {
+		ln, err := net.Listen("tcp", s.cfg.Admin.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen metrics: %w", err)
+		}
+		s.mln = ln
+	}
 	return nil
+}
+
+// MetricsAddr is the address of the listener of its own serving /metrics
+// (after Listen), or "" when there is none.
+func (s *Server) MetricsAddr() string {
+	if s.mln == nil {
+		return ""
+	}
+	return s.mln.Addr().String()
 }
 
 // TrafficAddr is the traffic listener's address (after Listen).
@@ -214,6 +249,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancelWatch()
 	g.Go(func() error { return serve(s.tsrv, framingListener{s.tln, !s.tsrv.DisableGeneralOptionsHandler}) })
 	g.Go(func() error { return serve(s.asrv, s.aln) })
+	if s.msrv != nil {
+		g.Go(func() error { return serve(s.msrv, s.mln) })
+	}
 	if s.watcher != nil {
 		g.Go(func() error { return s.watcher.Run(stopWatch) })
 	}
@@ -255,6 +293,11 @@ func (s *Server) drain(delay time.Duration) error {
 	defer acancel()
 	if aerr := s.asrv.Shutdown(actx); aerr != nil {
 		_ = s.asrv.Close()
+	}
+	if s.msrv != nil {
+		if merr := s.msrv.Shutdown(actx); merr != nil {
+			_ = s.msrv.Close()
+		}
 	}
 	s.transport.CloseIdleConnections()
 	s.log.Info("drained")

@@ -144,6 +144,7 @@ native:
   secret_key: demo-secret
 override:
   enabled: true
+  allow_without_token: true # a local demo: curl -H "X-Cutover-Backend: native"
 `, port, adminPort, demoAdminToken, legacyURL, redisURL, stubURL) +
 		testenv.RoutesYAML(func(string) []string { return []string{fmt.Sprintf("native_percent: %g", share)} })
 }

@@ -215,7 +215,7 @@ routes:
 	adminURL := "http://" + admin
 	var table string
 	for {
-		table, _ = runDiffs(t, "-admin", adminURL, "summary")
+		table, _ = runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "summary")
 		if regexp.MustCompile(`models\s+1\s+0\s+0\s+1\s`).MatchString(table) {
 			break
 		}
@@ -224,12 +224,18 @@ routes:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	list, code1 := runDiffs(t, "-admin", adminURL, "list", "-route", "models")
+	list, code1 := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "list", "-route", "models")
 	id := regexp.MustCompile(`(?m)^(\d+-\d+)\s`).FindStringSubmatch(list)
 	if code1 != 0 || id == nil {
 		t.Fatalf("list:\n%s", list)
 	}
-	show, code2 := runDiffs(t, "-admin", adminURL, "show", id[1])
+	// Diff records hold chat text: reading them needs the token.
+	for _, args := range [][]string{{"list"}, {"show", id[1]}, {"summary"}} {
+		if out, code := runDiffs(t, append([]string{"-admin", adminURL, "-token", ""}, args...)...); code == 0 || !strings.Contains(out, "missing or wrong bearer token") {
+			t.Errorf("diffs %s without the token (%d):\n%s", args[0], code, out)
+		}
+	}
+	show, code2 := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "show", id[1])
 	if code2 != 0 || !strings.Contains(show, `-  "default": "legacy-model",`) || !strings.Contains(show, `+  "default": "anthropic.claude-3-5-sonnet-20240620-v1:0",`) {
 		t.Errorf("show:\n%s", show)
 	}
@@ -242,7 +248,7 @@ routes:
 	if out, code := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "reset"); code != 0 || out != "fleet summary reset (redis hash cutover:diffs:summary deleted)\n" {
 		t.Errorf("reset (%d):\n%s", code, out)
 	}
-	if table, _ := runDiffs(t, "-admin", adminURL, "summary"); !strings.HasPrefix(table, "scope: fleet (") || !strings.Contains(table, "(no shadowed requests yet)") {
+	if table, _ := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "summary"); !strings.HasPrefix(table, "scope: fleet (") || !strings.Contains(table, "(no shadowed requests yet)") {
 		t.Errorf("summary after reset:\n%s", table)
 	}
 }

@@ -178,6 +178,7 @@ native:
   %s
 override:
   enabled: true
+  allow_without_token: true
 routes:
   - name: health
     path: /health
