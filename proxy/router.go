@@ -250,9 +250,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := decisionPool.Get().(*Decision)
 	d.reset()
 	rm := rt.decide(s, r, d)
-	// The override header and its token never reach a backend.
-	delete(r.Header, s.ov.header)
-	delete(r.Header, s.ov.tokenHeader)
+	// The override header and its token, cutover's internal headers and
+	// protocol upgrades never reach a backend (nor a shadow).
+	stripInbound(r.Header, s.ov.header, s.ov.tokenHeader)
 
 	rec := getRecorder(w, d, s.servedBy)
 	rt.metrics.inFlight.Inc()
