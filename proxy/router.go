@@ -67,6 +67,11 @@ type Router struct {
 
 	mu  sync.Mutex // serialises config changes
 	cfg *config.Config
+	// fileShares are the shares of the config last applied as a whole (the
+	// file's, for a config from a file); unsaved the share changes in force
+	// that it does not hold (shares.go). Both guarded by mu.
+	fileShares map[string]int
+	unsaved    map[string]unsavedShare
 }
 
 // snapshot is the compiled config in force.
@@ -153,7 +158,11 @@ func Check(cfg *config.Config, nativeEndpoints []string) error {
 func (rt *Router) Apply(cfg *config.Config) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	return rt.applyLocked(cfg)
+	if err := rt.applyLocked(cfg); err != nil {
+		return err
+	}
+	rt.fileShares, rt.unsaved = sharesOf(cfg), nil
+	return nil
 }
 
 // ApplyFile is Apply for a config the watcher read from its file: if the
@@ -167,7 +176,7 @@ func (rt *Router) ApplyFile(cfg *config.Config) error {
 			return config.ErrSuperseded
 		}
 	}
-	return rt.applyLocked(cfg)
+	return rt.reloadLocked(cfg)
 }
 
 func (rt *Router) applyLocked(cfg *config.Config) error {
