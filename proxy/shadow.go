@@ -141,23 +141,17 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 	return s, nil
 }
 
-// redaction is the config's redaction: the shadow package's default for each
-// list left zero, and the override token header always (the router strips it
-// before any backend or shadow sees it; this keeps it out of records even so).
+// redaction is the config's redaction lists, which the shadow package adds
+// to its defaults (always applied), plus the override token header (the
+// router strips it before any backend or shadow sees it; this keeps it out
+// of records even so).
 func redaction(cfg *config.Config) shadow.Redaction {
 	sc := cfg.Shadow
-	r := shadow.Redaction{Headers: sc.Redact, Fields: sc.RedactFields, Patterns: sc.RedactPatterns}
-	if len(r.Headers) == 0 {
-		r.Headers = shadow.DefaultRedactHeaders
+	return shadow.Redaction{
+		Headers:  append(slices.Clip(sc.Redact), cfg.Override.TokenHeader),
+		Fields:   sc.RedactFields,
+		Patterns: sc.RedactPatterns,
 	}
-	if len(r.Fields) == 0 {
-		r.Fields = nil
-	}
-	if len(r.Patterns) == 0 {
-		r.Patterns = nil
-	}
-	r.Headers = append(slices.Clip(r.Headers), cfg.Override.TokenHeader)
-	return r
 }
 
 // newComparator compiles every route's comparison rules.
@@ -241,9 +235,10 @@ func CheckShadow(cfg *config.Config) error {
 // the stream, shared by the fleet, answers queries, and the summary's
 // counters are summed in the hash "<redis_stream>:summary" beside it).
 func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, *shadow.FleetTally, error) {
-	var local shadow.Store = shadow.NewRing(c.RingSize)
+	ring := shadow.NewBoundedRing(c.RingSize, c.RingMaxBytes)
+	var local shadow.Store = ring
 	if path := c.JSONLFile(); path != "" {
-		fs, err := shadow.OpenFileStore(path, c.RingSize, c.JSONLMaxBytes)
+		fs, err := shadow.OpenFileStoreRing(path, ring, c.JSONLMaxBytes)
 		if err != nil {
 			return nil, nil, fmt.Errorf("shadow: store: jsonl_path: %w", err)
 		}
@@ -258,7 +253,7 @@ func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, *shadow.FleetTal
 		return nil, nil, fmt.Errorf("shadow: store: redis_url: %w", err)
 	}
 	s.closers = append(s.closers, rc.Close)
-	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen}, Also: []shadow.Store{local}},
+	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen, MaxBytes: c.RedisMaxBytes}, Also: []shadow.Store{local}},
 		&shadow.FleetTally{Client: rc, Key: c.RedisStream + ":summary"}, nil
 }
 
