@@ -247,7 +247,9 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(context.Background())
 	stopWatch, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
-	g.Go(func() error { return serve(s.tsrv, framingListener{s.tln, !s.tsrv.DisableGeneralOptionsHandler}) })
+	g.Go(func() error {
+		return serve(s.tsrv, framingListener{s.tln, !s.tsrv.DisableGeneralOptionsHandler, s.tsrv.MaxHeaderBytes})
+	})
 	g.Go(func() error { return serve(s.asrv, s.aln) })
 	if s.msrv != nil {
 		g.Go(func() error { return serve(s.msrv, s.mln) })
