@@ -166,6 +166,7 @@ func (a *App) deleteConversation(w http.ResponseWriter, r *http.Request) {
 	if IsDryRun(r.Context()) {
 		n, err = a.store.Exists(r.Context(), key).Result()
 	} else {
+		noteWrite(r.Context())
 		n, err = a.store.Del(r.Context(), key).Result()
 	}
 	if err != nil {
