@@ -181,16 +181,7 @@ routes:
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
-	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"serve", "-config", path}, out, out) }()
-	defer func() {
-		cancel()
-		if c := <-code; c != 0 {
-			t.Errorf("serve exited %d:\n%s", c, out)
-		}
-	}()
+	out := serveUntilEnd(t, path)
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

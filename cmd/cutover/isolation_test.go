@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cutover/cutover/internal/testenv"
 )
@@ -70,8 +67,7 @@ func TestServeRefusesUnprovenIsolation(t *testing.T) {
 	tests[1].isoRedis = "redis://" + host + port + "/0"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "cutover.yaml")
-			yaml := fmt.Sprintf(`listen: {addr: %s}
+			path := writeYAML(t, fmt.Sprintf(`listen: {addr: %s}
 admin: {addr: %s}
 legacy: {url: http://127.0.0.1:1}
 native:
@@ -80,16 +76,9 @@ native:
 shadow:
   isolated_legacy_url: http://127.0.0.1:2
   isolated_redis_url: %s
-`, freeAddr(t), freeAddr(t), prod.URL(), tt.isoRedis)
-			if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			code := run(ctx, []string{"serve", "-config", path}, &out, &out)
-			if code != 1 || !strings.Contains(out.String(), "refusing to start") || !strings.Contains(out.String(), tt.want) {
-				t.Errorf("serve exited %d, want 1 with %q:\n%s", code, tt.want, out.String())
+`, freeAddr(t), freeAddr(t), prod.URL(), tt.isoRedis))
+			if code, out := serveRefused(t, path); code != 1 || !strings.Contains(out, "refusing to start") || !strings.Contains(out, tt.want) {
+				t.Errorf("serve exited %d, want 1 with %q:\n%s", code, tt.want, out)
 			}
 		})
 	}

@@ -31,18 +31,10 @@ func TestServeRequiresSecretKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "cutover.yaml")
-			yaml := fmt.Sprintf("listen: {addr: %s}\nadmin: {addr: %s}\nlegacy: {url: http://127.0.0.1:1}\nnative:\n  redis_url: redis://127.0.0.1:1/0\n%s",
-				freeAddr(t), freeAddr(t), tt.give)
-			if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			code := run(ctx, []string{"serve", "-config", path}, &out, &out)
-			if code != 1 || !strings.Contains(out.String(), "native.secret_key is required") {
-				t.Errorf("serve exited %d, want 1 naming native.secret_key:\n%s", code, out.String())
+			path := writeYAML(t, fmt.Sprintf("listen: {addr: %s}\nadmin: {addr: %s}\nlegacy: {url: http://127.0.0.1:1}\nnative:\n  redis_url: redis://127.0.0.1:1/0\n%s",
+				freeAddr(t), freeAddr(t), tt.give))
+			if code, out := serveRefused(t, path); code != 1 || !strings.Contains(out, "native.secret_key is required") {
+				t.Errorf("serve exited %d, want 1 naming native.secret_key:\n%s", code, out)
 			}
 		})
 	}
@@ -59,8 +51,7 @@ func TestServeIgnoresTestHooks(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	traffic, admin := freeAddr(t), freeAddr(t)
-	path := filepath.Join(t.TempDir(), "cutover.yaml")
-	yaml := fmt.Sprintf(`listen: {addr: %s}
+	path := writeYAML(t, fmt.Sprintf(`listen: {addr: %s}
 admin: {addr: %s}
 shutdown: {drain_delay: 1ms}
 legacy: {url: http://127.0.0.1:1}
@@ -74,20 +65,8 @@ routes:
     path: /chat
     methods: [POST]
     native_percent: 100
-`, traffic, admin, stub, rs.URL())
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
-	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"serve", "-config", path}, out, out) }()
-	defer func() {
-		cancel()
-		if c := <-code; c != 0 {
-			t.Errorf("serve exited %d:\n%s", c, out)
-		}
-	}()
+`, traffic, admin, stub, rs.URL()))
+	out := serveUntilEnd(t, path)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -119,4 +98,43 @@ routes:
 	if strings.Contains(turns[0], frozen) {
 		t.Errorf("turn stored at CUTOVER_TEST_CLOCK's time: %s", turns[0])
 	}
+}
+
+// writeYAML writes a config file for a serve test and returns its path.
+func writeYAML(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// serveRefused runs cutover serve on the config at path, which must refuse
+// to start: it returns the exit code and the output (bounded by 30s, after
+// which a serve that did start is stopped).
+func serveRefused(t *testing.T, path string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, []string{"serve", "-config", path}, &out, &out)
+	return code, out.String()
+}
+
+// serveUntilEnd runs cutover serve on the config at path until the test
+// ends, then checks it exited 0; it returns serve's log.
+func serveUntilEnd(t *testing.T, path string) *lockedBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"serve", "-config", path}, out, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if c := <-code; c != 0 {
+			t.Errorf("serve exited %d:\n%s", c, out)
+		}
+	})
+	return out
 }
