@@ -21,6 +21,20 @@ func perRequest(procs map[string]harness.Usage, requests int64) map[string]float
 	return out
 }
 
+// perRequestAtRate is each process's CPU time per request in microseconds when requests arrive
+// at rate per second and the process used CPUCores on average meanwhile (an open loop's sampling
+// outlasts its window at the same rate).
+func perRequestAtRate(procs map[string]harness.Usage, rate float64) map[string]float64 {
+	if len(procs) == 0 || rate <= 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(procs))
+	for name, u := range procs {
+		out[name] = u.CPUCores * 1e6 / rate
+	}
+	return out
+}
+
 // usCell renders per-request CPU figures as "cutover 46, stub 12" in name order, renaming keys
 // found in rename (e.g. "proxy" → "nginx"); "–" for none.
 func usCell(us map[string]float64, rename map[string]string) string {

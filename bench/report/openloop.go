@@ -23,8 +23,6 @@ const (
 	// generatorLagMS is how late (p99) the open-loop generator may send an arrival before the
 	// step measures the generator rather than the target.
 	generatorLagMS = 50.0
-	// offeredShare is the share of the intended rate the generator must have scheduled.
-	offeredShare = 0.95
 )
 
 // CostUsers are the fleet sizes of the cost table.
@@ -55,10 +53,11 @@ type OpenStep struct {
 }
 
 // GeneratorBound reports whether the step measured the load generator rather than the target: it
-// scheduled too few arrivals, or sent them too late.
+// sent arrivals later than generatorLagMS after their scheduled time (p99). The number of arrivals
+// in a window varies as a Poisson count does, so the offered rate is reported, not judged.
 func (s OpenStep) GeneratorBound() bool {
 	l := s.Load
-	return s.Error == "" && l.OK+l.Errors > 0 && (l.OfferedRPS < offeredShare*s.RateRPS || l.LagP99MS > generatorLagMS)
+	return s.Error == "" && l.OK+l.Errors > 0 && l.LagP99MS > generatorLagMS
 }
 
 // MeetsSLO reports whether the step meets the seed's SLO: p95 within 300 ms of the model's own
@@ -132,7 +131,7 @@ func ComputeOpenCapacity(o *OpenLoop) {
 				break
 			}
 			c.RateRPS, c.MeanLatencyMS = s.RateRPS, s.Load.All.MeanMS
-			c.ServerCPUPerReqUS = s.Procs[serverProc(cfg)].MicrosPer(s.Load.OK)
+			c.ServerCPUPerReqUS = perRequestAtRate(s.Procs, s.Load.OfferedRPS)[serverProc(cfg)]
 		}
 		if c.RateRPS > 0 {
 			c.UsersPerInstance = c.RateRPS * (ThinkSeconds + c.MeanLatencyMS/1000)
@@ -210,8 +209,8 @@ func openLoopSection(b *strings.Builder, r *Results, full bool) {
 	} else {
 		w("**Open-loop chat workload** (users per instance, cost):\n\n")
 	}
-	w("Arrivals at a fixed rate (%s arrivals: exponential gaps at the rate) over a pool of at most %d connections to the target, as a load balancer sends them, whatever the target's state; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`, each arrival from one of rate × 11 s users. Latency counts from the scheduled arrival (time waiting for a pooled connection included); every arrival of the %.0f s window is waited for (up to the %.0f s request timeout) and is answered, failed or timed out. The rate doubles until the SLO fails (p95 within %d ms of the model's own latency, < %.1f %% errors; also failed: the generator scheduling under %.0f %% of the rate or sending arrivals later than %.0f ms at p99, which measures the generator), then is bisected between the last pass and the first failure. %s\n\n",
-		o.Arrivals, o.Pool, r.Settings.OpenLoopWindowS, r.Settings.OpenLoopTimeoutS, criterionMS, maxErrRate*100, offeredShare*100, generatorLagMS, pinnedOpenNote(o.Pinning))
+	w("Arrivals at a fixed rate (%s arrivals: exponential gaps at the rate) over a pool of at most %d connections to the target, as a load balancer sends them, whatever the target's state; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`, each arrival from one of rate × 11 s users. Latency counts from the scheduled arrival (time waiting for a pooled connection included); every arrival of the %.0f s window is waited for (up to the %.0f s request timeout) and is answered, failed or timed out. The rate doubles until the SLO fails (p95 within %d ms of the model's own latency, < %.1f %% errors); a step whose generator sent arrivals later than %.0f ms after their time (p99) measured the generator, not the target, and ends the search, then is bisected between the last pass and the first failure. %s\n\n",
+		o.Arrivals, o.Pool, r.Settings.OpenLoopWindowS, r.Settings.OpenLoopTimeoutS, criterionMS, maxErrRate*100, generatorLagMS, pinnedOpenNote(o.Pinning))
 	if full {
 		w("| configuration | rate rps | offered rps | answered rps | generator lag p99 ms | p50 ms | p95 ms | p95 over model ms | error rate | SLO | rest core busy | CPU µs/request (process) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range o.Steps {
@@ -224,9 +223,10 @@ func openLoopSection(b *strings.Builder, r *Results, full bool) {
 				slo = "run error: " + s.Error
 			}
 			w("| %s | %s | %.1f | %.1f | %s | %s | %s | %s | %.2f%% | %s | %s | %s |\n", label(s.Config), rps(s.RateRPS), l.OfferedRPS, l.RPS, ms(l.LagP99MS),
-				ms(l.All.P50MS), ms(l.All.P95MS), ms(l.OverModel.P95MS), l.ErrorRate*100, slo, restBusy(s, o.Pinning), usCell(perRequest(s.Procs, l.OK), nil))
+				ms(l.All.P50MS), ms(l.All.P95MS), ms(l.OverModel.P95MS), l.ErrorRate*100, slo, restBusy(s, o.Pinning), usCell(perRequestAtRate(s.Procs, l.OfferedRPS), nil))
 		}
-		w("\n*rest core busy*: the CPU the processes on the other core (load generator, stub, Redis, and legacy behind cutover) used over the window, in cores; near 1.0 that core, not the server, limits the step.\n\n")
+		w("\nCPU µs per request = each process's CPU (in cores, from `/proc` over the window and the drain after it, while arrivals go on at the same rate; the generator's from its own getrusage over the window) over the offered rate. ")
+		w("*rest core busy*: the CPU the processes on the other core (load generator, stub, Redis, and legacy behind cutover) used over the window, in cores; near 1.0 that core, not the server, limits the step.\n\n")
 	}
 	w("Users per instance = highest passing rate × (%.0f s think time + mean response time there): each user sends a message, reads the answer, waits %.0f s. Instance = one ECS Fargate task of %d vCPU / %d GiB (the server under test had %d core%s), on-demand Linux/x86 in US East (N. Virginia) at $%.5f per vCPU-hour and $%.6f per GiB-hour (public Fargate price list; constants in bench/report/openloop.go): $%.4f per task-hour, %d hours a month. No minimum fleet, no headroom and no load balancer cost are added.\n\n",
 		ThinkSeconds, ThinkSeconds, vcpu, vcpu*FargateGiBPerVCPU, vcpu, plural(vcpu), FargateVCPUHourUSD, FargateGiBHourUSD, hour, HoursPerMonth)

@@ -175,6 +175,9 @@ func (e *env) runLoad(name string, c load.Config, roots map[string]int, during f
 	args := []string{"load", "-url", c.BaseURL, "-users", strconv.Itoa(c.Users), "-mode", string(c.Mode),
 		"-ramp", c.Ramp.String(), "-duration", c.Duration.String(), "-timeout", c.Timeout.String(),
 		"-ttft", c.TTFT.String(), "-tps", strconv.FormatFloat(c.TPS, 'f', -1, 64), "-salt", c.Salt, "-out", outFile}
+	if c.Mode == load.ModeOpen {
+		args = append(args, "-rate", strconv.FormatFloat(c.Rate, 'f', -1, 64), "-pool", strconv.Itoa(c.Pool), "-arrivals", c.Arrivals)
+	}
 	if c.ChatPct != 0 || c.StreamPct != 0 {
 		args = append(args, "-chat", strconv.Itoa(c.ChatPct), "-stream", strconv.Itoa(c.StreamPct))
 	}

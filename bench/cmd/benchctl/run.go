@@ -60,7 +60,7 @@ func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "run every scenario briefly (smoke test); env BENCH_QUICK=1")
 	out := fs.String("out", os.Getenv("BENCH_OUT"), "results folder (default bench/results, or bench/tmp/results-quick in quick mode)")
-	only := fs.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios: passthrough,chat,memory,shadow (default all)")
+	only := fs.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios: passthrough,chat,openloop,memory,shadow (default all)")
 	root := fs.String("root", "", "repository root (default: found from the working directory)")
 	readme := fs.String("readme", "", "after the run, replace the generated block of this README with the summary (see benchctl readme)")
 	pin := fs.Bool("pin", os.Getenv("BENCH_PIN") != "0", "pin the process under test to core 0 and everything else to core 1 in the pinned scenarios (passthrough, chat, openloop); env BENCH_PIN=0 disables")
@@ -123,7 +123,7 @@ func runCmd(args []string) error {
 	}{
 		{"passthrough", e.passthrough, true},
 		{"chat", e.chat, true},
-		//OPENLOOP
+		{"openloop", e.openloop, true},
 		{"memory", e.memory, false},
 		{"shadow", e.shadow, false},
 	}
@@ -205,6 +205,7 @@ func (e *env) finish() error {
 	e.res.Finished = time.Now().UTC()
 	e.res.Machine.LoadEnd = harness.LoadAvg()
 	e.res.Instances = report.ComputeInstances(e.res.Chat)
+	report.ComputeOpenCapacity(e.res.OpenLoop)
 	if err := report.Write(e.out, e.res); err != nil {
 		return err
 	}
@@ -222,6 +223,7 @@ func reportCmd(args []string) error {
 		return err
 	}
 	r.Instances = report.ComputeInstances(r.Chat)
+	report.ComputeOpenCapacity(r.OpenLoop)
 	return report.Render(*dir, r)
 }
 
@@ -243,6 +245,7 @@ func writeReadme(path, dir string) error {
 		return err
 	}
 	r.Instances = report.ComputeInstances(r.Chat)
+	report.ComputeOpenCapacity(r.OpenLoop)
 	absReadme, err := filepath.Abs(path)
 	if err != nil {
 		return err
