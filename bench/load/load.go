@@ -342,6 +342,15 @@ func (r *runner) runClosed(ctx context.Context) (openAtEnd int64, windowCPU floa
 			r.user(runCtx, i, delay)
 		}()
 	}
+	openAtEnd, windowCPU = r.window(ctx)
+	cancel()
+	wg.Wait()
+	return openAtEnd, windowCPU
+}
+
+// window waits for the measurement window to pass (or ctx to end) and returns the number in flight
+// when it closed and the generator's CPU time inside it.
+func (r *runner) window(ctx context.Context) (openAtEnd int64, windowCPU float64) {
 	cpuStart := waitCPU(ctx, r.start)
 	endTimer := time.NewTimer(time.Until(r.end))
 	select {
@@ -349,11 +358,7 @@ func (r *runner) runClosed(ctx context.Context) (openAtEnd int64, windowCPU floa
 	case <-ctx.Done():
 		endTimer.Stop()
 	}
-	openAtEnd = r.open.Load()
-	windowCPU = selfCPU() - cpuStart
-	cancel()
-	wg.Wait()
-	return openAtEnd, windowCPU
+	return r.open.Load(), selfCPU() - cpuStart
 }
 
 // messages are what users ask; they mix ASCII, non-ASCII, emoji and HTML specials like real traffic.

@@ -60,15 +60,7 @@ func (r *runner) runOpen(ctx context.Context) (openAtEnd int64, windowCPU float6
 		}
 	}()
 
-	cpuStart := waitCPU(ctx, r.start)
-	endTimer := time.NewTimer(time.Until(r.end))
-	select {
-	case <-endTimer.C:
-	case <-ctx.Done():
-		endTimer.Stop()
-	}
-	openAtEnd = r.open.Load()
-	windowCPU = selfCPU() - cpuStart
+	openAtEnd, windowCPU = r.window(ctx)
 	// Wait for the window's arrivals (each ends within Timeout of being sent), with a bound in case
 	// the generator sent some late; whatever is still open then is counted as unfinished below.
 	drained := make(chan struct{})

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -119,7 +120,7 @@ func ComputeOpenCapacity(o *OpenLoop) {
 		if len(steps) == 0 {
 			continue
 		}
-		slices.SortStableFunc(steps, func(a, b OpenStep) int { return cmpFloat(a.RateRPS, b.RateRPS) })
+		slices.SortStableFunc(steps, func(a, b OpenStep) int { return cmp.Compare(a.RateRPS, b.RateRPS) })
 		c := OpenCapacity{Config: cfg}
 		for _, s := range steps {
 			if s.GeneratorBound() {
@@ -147,16 +148,6 @@ func ComputeOpenCapacity(o *OpenLoop) {
 		}
 		o.Capacity = append(o.Capacity, c)
 	}
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // openCapacity returns cfg's capacity row.
@@ -209,7 +200,7 @@ func openLoopSection(b *strings.Builder, r *Results, full bool) {
 	} else {
 		w("**Open-loop chat workload** (users per instance, cost):\n\n")
 	}
-	w("Arrivals at a fixed rate (%s arrivals: exponential gaps at the rate) over a pool of at most %d connections to the target, as a load balancer sends them, whatever the target's state; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`, each arrival from one of rate × 11 s users. Latency counts from the scheduled arrival (time waiting for a pooled connection included); every arrival of the %.0f s window is waited for (up to the %.0f s request timeout) and is answered, failed or timed out. The rate doubles until the SLO fails (p95 within %d ms of the model's own latency, < %.1f %% errors); a step whose generator sent arrivals later than %.0f ms after their time (p99) measured the generator, not the target, and ends the search, then is bisected between the last pass and the first failure. %s\n\n",
+	w("Arrivals at a fixed rate (%s arrivals: exponential gaps at the rate) over a pool of at most %d connections to the target, as a load balancer sends them, whatever the target's state; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`, each arrival from one of rate × 11 s users. Latency counts from the scheduled arrival (time waiting for a pooled connection included); every arrival of the %.0f s window is waited for (up to the %.0f s request timeout) and is answered, failed or timed out. The rate doubles until the SLO fails (p95 within %d ms of the model's own latency, < %.1f %% errors), then is bisected between the last pass and the first failure; a step whose generator sent arrivals later than %.0f ms after their time (p99) measured the generator, not the target, and ends the search. %s\n\n",
 		o.Arrivals, o.Pool, r.Settings.OpenLoopWindowS, r.Settings.OpenLoopTimeoutS, criterionMS, maxErrRate*100, generatorLagMS, pinnedOpenNote(o.Pinning))
 	if full {
 		w("| configuration | rate rps | offered rps | answered rps | generator lag p99 ms | p50 ms | p95 ms | p95 over model ms | error rate | SLO | rest core busy | CPU µs/request (process) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")

@@ -131,6 +131,12 @@ func (e *env) restartLegacy(s *stack, r harness.Role) error {
 	return err
 }
 
+// startModelStack starts the stack with the stub's latency model of BENCH_TTFT (default 300ms) and
+// BENCH_TPS (default 60 tokens/s), the chat workloads' model.
+func (e *env) startModelStack() (*stack, error) {
+	return e.startStack(envDuration("BENCH_TTFT", 300*time.Millisecond), envFloat("BENCH_TPS", 60))
+}
+
 // startStack starts Redis, the stub and the legacy app (as a backend: on the rest core). Legacy
 // gets 2 × cores + 1 sync workers, as deployed, where cores are those of the server under test:
 // one when pinned.
@@ -271,12 +277,11 @@ func chatLevels(configs []string, main, low []int) (map[string][]int, []int) {
 
 // chat runs the chatbot workload at each user level for every configuration, side by side.
 func (e *env) chat() error {
-	ttft := envDuration("BENCH_TTFT", 300*time.Millisecond)
-	tps := envFloat("BENCH_TPS", 60)
-	st, err := e.startStack(ttft, tps)
+	st, err := e.startModelStack()
 	if err != nil {
 		return err
 	}
+	ttft, tps := st.ttft, st.tps
 	users := pick(e, []int{175, 700, 2000, 5000}, []int{20, 175})
 	if v, ok := envInts("BENCH_USERS"); ok {
 		users = v

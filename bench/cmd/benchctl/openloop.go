@@ -94,12 +94,11 @@ func roundRate(r float64) float64 {
 // openloop finds, for the legacy app and for cutover at 100 % native, the highest open-loop
 // arrival rate meeting the SLO; the report turns it into users per instance and a cost table.
 func (e *env) openloop() error {
-	ttft := envDuration("BENCH_TTFT", 300*time.Millisecond)
-	tps := envFloat("BENCH_TPS", 60)
-	st, err := e.startStack(ttft, tps)
+	st, err := e.startModelStack()
 	if err != nil {
 		return err
 	}
+	ttft, tps := st.ttft, st.tps
 	window := envDuration("BENCH_OPEN_WINDOW", pick(e, 15*time.Second, 4*time.Second))
 	ramp := pick(e, 3*time.Second, time.Second)
 	timeout := pick(e, 10*time.Second, 3*time.Second)
