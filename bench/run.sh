@@ -45,7 +45,7 @@ trap 'exit 130' INT TERM
 # 5,000 users need well over 10,000 descriptors in the proxy and the load generator.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-for t in wrk hey nginx haproxy caddy redis-server taskset; do
+for t in wrk hey nginx haproxy caddy redis-server; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing (make bench installs it)" >&2; exit 1; }
 done
 [ -x "${BENCH_BIN:-bin}/bedrock-stub" ] || { echo "bench: ${BENCH_BIN:-bin}/bedrock-stub is missing (run make build)" >&2; exit 1; }

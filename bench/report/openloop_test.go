@@ -127,7 +127,9 @@ func TestTargetVerdicts(t *testing.T) {
 	ComputeOpenCapacity(o)
 	r := &Results{
 		Passthrough: &Passthrough{Pinning: harness.Pinning{Enabled: true, RestCPU: 1}, Summary: []PTSummary{
-			{Conns: 64, Target: "cutover", RatioNginx: 0.65, RatioCaddy: 1.2},
+			{Conns: 64, Target: "cutover", RatioNginx: 0.65, RatioCaddy: 1.2, CPUPerReqUS: map[string]float64{"proxy": 46.2, "wrk": 9}},
+			{Conns: 64, Target: "nginx", RatioNginx: 1, CPUPerReqUS: map[string]float64{"proxy": 14, "wrk": 9}},
+			{Conns: 512, Target: "caddy", CPUPerReqUS: map[string]float64{"proxy": 99}},
 		}, Fixed: []PTFixed{{Target: "cutover", RateRPS: 3200, AddedP99MS: 1.5}}},
 		Memory:   &Memory{Points: []MemPoint{{Kind: "stream", Open: 1000, PerRequestKiB: 63.9}, {Kind: "stream", Open: 5000, PerRequestKiB: 64}}},
 		Shadow:   &Shadow{Status: "measured", AddedP99MS: 1.2},
@@ -145,6 +147,7 @@ func TestTargetVerdicts(t *testing.T) {
 		"< 64 KiB per open stream at 1000 streams":                     "63.9 KiB → met",
 		"< 64 KiB per open stream at 5000 streams":                     "64.0 KiB → **missed**",
 		"100 % shadowing adds ≤ 1 ms at p99":                           "+1.20 ms → **missed**",
+		"CPU µs per proxied request (pass-through, 64 connections)":    "cutover 46.2, nginx 14.0 → (figure, no target)",
 	}
 	for name, w := range want {
 		if got[name] != w {

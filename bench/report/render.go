@@ -448,7 +448,7 @@ func memorySection(b *strings.Builder, r *Results) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Memory per in-flight request (%s)\n\n", mem.Target)
-	w("Each user keeps one request open (stub at %.0f tokens/s, so answers take 14–46 s); cutover's RSS is sampled once every request is in flight and compared with its RSS just before the load. Established connections are counted on cutover's traffic port.\n\n", r.Settings.MemoryStubTPS)
+	w("Each user keeps one request open (stub at %.0f tokens/s, so answers take 14–46 s); cutover's RSS is sampled once every request is in flight and compared with its RSS just before the load. Established connections are counted on cutover's traffic port. No CPU per request is given here: the requests are held open, not completed, so there is nothing to divide by.\n\n", r.Settings.MemoryStubTPS)
 	w("| kind | in flight (target) | established conns | client saw open | idle RSS MiB | loaded RSS MiB | per request KiB |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range mem.Points {
 		if p.Error != "" {
