@@ -225,3 +225,20 @@ func TestRoundRate(t *testing.T) {
 		}
 	}
 }
+
+func TestStepWindow(t *testing.T) {
+	tests := []struct {
+		rate float64
+		want time.Duration
+	}{
+		{1000, 15 * time.Second}, // plenty of arrivals in the base window
+		{4, 25 * time.Second},    // 100 arrivals at 4 rps
+		{1, 60 * time.Second},    // capped at 4 × base
+		{0.5, 60 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := stepWindow(tt.rate, 15*time.Second, 100); got != tt.want {
+			t.Errorf("stepWindow(%v) = %v, want %v", tt.rate, got, tt.want)
+		}
+	}
+}

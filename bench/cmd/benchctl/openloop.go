@@ -91,6 +91,13 @@ func roundRate(r float64) float64 {
 	return float64(int(r/scale+0.5)) * scale
 }
 
+// stepWindow is the window of a step at rate: base, lengthened so that it holds about minArrivals
+// arrivals (a p95 needs a sample), but never beyond 4 × base.
+func stepWindow(rate float64, base time.Duration, minArrivals int) time.Duration {
+	need := time.Duration(float64(minArrivals) / rate * float64(time.Second))
+	return min(max(base, need.Round(time.Second)), 4*base)
+}
+
 // openloop finds, for the legacy app and for cutover at 100 % native, the highest open-loop
 // arrival rate meeting the SLO; the report turns it into users per instance and a cost table.
 func (e *env) openloop() error {
@@ -121,7 +128,7 @@ func (e *env) openloop() error {
 		o.Configs = append(o.Configs, cfg.name)
 		plan := stepPlan{start: cfg.start, max: pick(e, 6400.0, 800.0), refine: pick(e, 3, 1)}
 		_, err := searchRates(plan, func(rate float64) (stepOutcome, error) {
-			s, err := e.openStep(st, cfg.name, rate, ramp, window, timeout, pool)
+			s, err := e.openStep(st, cfg.name, rate, ramp, stepWindow(rate, window, pick(e, 100, 20)), timeout, pool)
 			o.Steps = append(o.Steps, s)
 			l := s.Load
 			e.logf("open %-11s %7.1f rps: offered %7.1f answered %7.1f, lag p99 %.1f ms, p95 %.0f ms (over model %.0f), errors %.2f%% %v; SLO %v generator-bound %v",
