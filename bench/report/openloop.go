@@ -24,6 +24,9 @@ const (
 	// generatorLagMS is how late (p99) the open-loop generator may send an arrival before the
 	// step measures the generator rather than the target.
 	generatorLagMS = 50.0
+	// restSaturatedCores is the CPU (in cores) of the processes on the rest core above which that
+	// core, not the server, limits a pinned step.
+	restSaturatedCores = 0.9
 )
 
 // CostUsers are the fleet sizes of the cost table.
@@ -50,15 +53,32 @@ type OpenStep struct {
 	RateRPS float64                  `json:"rate_rps"`
 	Load    load.Result              `json:"load"`
 	Procs   map[string]harness.Usage `json:"procs"`
-	Error   string                   `json:"error,omitempty"`
+	// RestCores is the CPU (in cores) the processes on the rest core used over the window: the load
+	// generator, the stub, Redis. Zero when the step ran unpinned (then it says nothing).
+	RestCores float64 `json:"rest_core_busy,omitempty"`
+	Error     string  `json:"error,omitempty"`
 }
 
-// GeneratorBound reports whether the step measured the load generator rather than the target: it
-// sent arrivals later than generatorLagMS after their scheduled time (p99). The number of arrivals
-// in a window varies as a Poisson count does, so the offered rate is reported, not judged.
+// RestCores is the CPU (in cores) used over the window by every process of a step but the server
+// under test of cfg.
+func RestCores(cfg string, procs map[string]harness.Usage) float64 {
+	sum := 0.0
+	for name, u := range procs {
+		if name != serverProc(cfg) {
+			sum += u.CPUCores
+		}
+	}
+	return sum
+}
+
+// GeneratorBound reports whether the step measured the load side rather than the target: the
+// generator sent arrivals later than generatorLagMS after their scheduled time (p99), or the
+// processes on the rest core (generator, stub, Redis) used restSaturatedCores or more of it. The
+// number of arrivals in a window varies as a Poisson count does, so the offered rate is reported,
+// not judged.
 func (s OpenStep) GeneratorBound() bool {
 	l := s.Load
-	return s.Error == "" && l.OK+l.Errors > 0 && l.LagP99MS > generatorLagMS
+	return s.Error == "" && l.OK+l.Errors > 0 && (l.LagP99MS > generatorLagMS || s.RestCores >= restSaturatedCores)
 }
 
 // MeetsSLO reports whether the step meets the seed's SLO: p95 within 300 ms of the model's own
@@ -173,7 +193,7 @@ func rateCell(c OpenCapacity) string {
 	case c.FailsAtRPS > 0:
 		return fmt.Sprintf("%s (fails at %s)", rps(c.RateRPS), rps(c.FailsAtRPS))
 	case c.GeneratorBoundRPS > 0:
-		return fmt.Sprintf("≥ %s (the generator tops out at %s)", rps(c.RateRPS), rps(c.GeneratorBoundRPS))
+		return fmt.Sprintf("≥ %s (the load side tops out at %s)", rps(c.RateRPS), rps(c.GeneratorBoundRPS))
 	default:
 		return fmt.Sprintf("≥ %s (top step)", rps(c.RateRPS))
 	}
@@ -200,24 +220,25 @@ func openLoopSection(b *strings.Builder, r *Results, full bool) {
 	} else {
 		w("**Open-loop chat workload** (users per instance, cost):\n\n")
 	}
-	w("Arrivals at a fixed rate (%s arrivals: exponential gaps at the rate) over a pool of at most %d connections to the target, as a load balancer sends them, whatever the target's state; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`, each arrival from one of rate × 11 s users. Latency counts from the scheduled arrival (time waiting for a pooled connection included); every arrival of the window (%.0f s, or longer at low rates so that it holds about 100 arrivals, up to 4 times that) is waited for (up to the %.0f s request timeout) and is answered, failed or timed out. The rate doubles until the SLO fails (p95 within %d ms of the model's own latency, < %.1f %% errors), then is bisected between the last pass and the first failure; a step whose generator sent arrivals later than %.0f ms after their time (p99) measured the generator, not the target, and ends the search. %s\n\n",
-		o.Arrivals, o.Pool, r.Settings.OpenLoopWindowS, r.Settings.OpenLoopTimeoutS, criterionMS, maxErrRate*100, generatorLagMS, pinnedOpenNote(o.Pinning))
+	w("Arrivals at a fixed rate (%s arrivals: exponential gaps at the rate) over a pool of at most %d connections to the target, as a load balancer sends them, whatever the target's state; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`, each arrival from one of rate × 11 s users. Latency counts from the scheduled arrival (time waiting for a pooled connection included); every arrival of the window (%.0f s, or longer at low rates so that it holds about 100 arrivals, up to 4 times that) is waited for (up to the %.0f s request timeout) and is answered, failed or timed out. The rate doubles until the SLO fails (p95 within %d ms of the model's own latency, < %.1f %% errors), then is bisected between the last pass and the first failure; a step whose generator sent arrivals later than %.0f ms after their time (p99), or whose load side (generator, stub, Redis) used %.1f cores or more of its core, measured the load side, not the target, and ends the search (the capacity is then a lower bound, ≥). %s\n\n",
+		o.Arrivals, o.Pool, r.Settings.OpenLoopWindowS, r.Settings.OpenLoopTimeoutS, criterionMS, maxErrRate*100, generatorLagMS, restSaturatedCores, pinnedOpenNote(o.Pinning))
 	if full {
 		w("| configuration | rate rps | offered rps | answered rps | generator lag p99 ms | p50 ms | p95 ms | p95 over model ms | error rate | SLO | rest core busy | CPU µs/request (process) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range o.Steps {
 			l := s.Load
 			slo := tick(s.MeetsSLO())
 			if s.GeneratorBound() {
-				slo = "generator-bound"
+				slo = "load-side-bound"
 			}
 			if s.Error != "" {
 				slo = "run error: " + s.Error
 			}
 			w("| %s | %s | %.1f | %.1f | %s | %s | %s | %s | %.2f%% | %s | %s | %s |\n", label(s.Config), rps(s.RateRPS), l.OfferedRPS, l.RPS, ms(l.LagP99MS),
-				ms(l.All.P50MS), ms(l.All.P95MS), ms(l.OverModel.P95MS), l.ErrorRate*100, slo, restBusy(s, o.Pinning), usCell(perRequestAtRate(s.Procs, l.OfferedRPS), nil))
+				ms(l.All.P50MS), ms(l.All.P95MS), ms(l.OverModel.P95MS), l.ErrorRate*100, slo, restBusy(s), usCell(perRequestAtRate(s.Procs, l.OfferedRPS), nil))
 		}
 		w("\nCPU µs per request = each process's CPU (in cores, from `/proc` over the window and the drain after it, while arrivals go on at the same rate; the generator's from its own getrusage over the window) over the offered rate. ")
-		w("*rest core busy*: the CPU the processes on the other core (load generator, stub, Redis, and legacy behind cutover) used over the window, in cores; near 1.0 that core, not the server, limits the step.\n\n")
+		w("*rest core busy*: the CPU the processes on the other core (load generator, stub, Redis) used over the window, in cores; at %.1f or more that core, not the server, limits the step.\n\n", restSaturatedCores)
+
 	}
 	w("Users per instance = highest passing rate × (%.0f s think time + mean response time there): each user sends a message, reads the answer, waits %.0f s. Instance = one ECS Fargate task of %d vCPU / %d GiB (the server under test had %d core%s), on-demand Linux/x86 in US East (N. Virginia) at $%.5f per vCPU-hour and $%.6f per GiB-hour (public Fargate price list; constants in bench/report/openloop.go): $%.4f per task-hour, %d hours a month. No minimum fleet, no headroom and no load balancer cost are added.\n\n",
 		ThinkSeconds, ThinkSeconds, vcpu, vcpu*FargateGiBPerVCPU, vcpu, plural(vcpu), FargateVCPUHourUSD, FargateGiBHourUSD, hour, HoursPerMonth)
@@ -280,18 +301,12 @@ func usOr(v float64) string {
 	return usFigure(v)
 }
 
-// restBusy is the CPU (in cores) used over the window by the processes on the rest core.
-func restBusy(s OpenStep, p harness.Pinning) string {
-	if !p.Enabled {
+// restBusy renders a step's rest-core CPU.
+func restBusy(s OpenStep) string {
+	if s.RestCores == 0 {
 		return "– (unpinned)"
 	}
-	sum := 0.0
-	for name, u := range s.Procs {
-		if name != serverProc(s.Config) {
-			sum += u.CPUCores
-		}
-	}
-	return fmt.Sprintf("%.2f", sum)
+	return fmt.Sprintf("%.2f", s.RestCores)
 }
 
 func pinnedOpenNote(p harness.Pinning) string {

@@ -25,6 +25,10 @@ func TestOpenStepVerdicts(t *testing.T) {
 	late.Load.LagP99MS = 200
 	short := openStep("cutover-100", 1000, 10, 0, 800)
 	short.Load.OfferedRPS = 900 // a Poisson count below the rate is the schedule, not the generator
+	busy := openStep("cutover-100", 1000, 900, 0.01, 800)
+	busy.RestCores = RestCores("cutover-100", map[string]harness.Usage{"cutover": {CPUCores: 1}, "loadgen": {CPUCores: 0.6}, "stub": {CPUCores: 0.3}, "redis": {CPUCores: 0.1}})
+	idle := openStep("cutover-100", 1000, 900, 0.01, 800)
+	idle.RestCores = 0.89
 	broken := openStep("cutover-100", 1000, 10, 0, 800)
 	broken.Error = "cutover did not start"
 	tests := []struct {
@@ -38,6 +42,8 @@ func TestOpenStepVerdicts(t *testing.T) {
 		{"generator late", late, false, true},
 		{"fewer arrivals than the rate", short, true, false},
 		{"run error", broken, false, false},
+		{"the rest core saturated: a failure there is the load side's", busy, false, true},
+		{"the rest core below saturation: the failure is the target's", idle, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +116,7 @@ func TestOpenCapacityBounds(t *testing.T) {
 	if nat.RateRPS != 1600 || nat.GeneratorBoundRPS != 3200 || nat.FailsAtRPS != 0 {
 		t.Errorf("native = %+v, want ≥ 1600 with the generator topping out at 3200", nat)
 	}
-	if got := rateCell(nat); got != "≥ 1600 (the generator tops out at 3200)" {
+	if got := rateCell(nat); got != "≥ 1600 (the load side tops out at 3200)" {
 		t.Errorf("rateCell = %q", got)
 	}
 	leg, _ := openCapacity(o, "legacy")
@@ -175,7 +181,7 @@ func TestTargetVerdicts(t *testing.T) {
 		"pass-through ≥ 0.6× nginx at 64 connections (run unpinned)":   "0.70× → met",
 		"pass-through ≥ 1.6× Caddy at 64 connections (run unpinned)":   "not measured (cutover or Caddy missing) → not decided",
 		"pass-through p99 added ≤ 1.5 ms at 3200 rps":                  "0.20 ms, but at 1600 rps (a quick run) → not decided",
-		"native on one pinned core: SLO met at ≥ 2000 rps (open loop)": "≥ 1600 (the generator tops out at 3200) rps: the generator's core tops out first → not decided",
+		"native on one pinned core: SLO met at ≥ 2000 rps (open loop)": "≥ 1600 (the load side tops out at 3200) rps: the load side's core tops out first → not decided",
 		"100 % shadowing adds ≤ 1 ms at p99":                           "not measured → not decided",
 	} {
 		if got[name] != w {

@@ -149,7 +149,7 @@ func nativeVerdict(r *Results) verdictOf {
 	case c.FailsAtRPS > 0:
 		return decide(false, fig)
 	case c.GeneratorBoundRPS > 0:
-		return undecided(fig + ": the generator's core tops out first")
+		return undecided(fig + ": the load side's core tops out first")
 	default:
 		return undecided(fig + ": no higher step was run")
 	}

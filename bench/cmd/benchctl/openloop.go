@@ -34,7 +34,7 @@ type stepOutcome int
 const (
 	stepPass stepOutcome = iota
 	stepFail
-	stepGeneratorBound // the generator, not the target, set the pace: stop searching
+	stepGeneratorBound // the load side (generator, stub, Redis), not the target, set the pace: stop searching
 )
 
 // searchRates runs steps of p, calling run for each rate, and returns the rates it ran in order.
@@ -190,6 +190,9 @@ func (e *env) openStep(st *stack, cfg string, rate float64, ramp, window, timeou
 		Salt: fmt.Sprintf("open-%s-%g", cfg, rate)}
 	run, err := e.runLoad(fmt.Sprintf("open-%s-%g", cfg, rate), lc, roots, nil)
 	s.Load, s.Procs = run.res, run.procs
+	if e.pinned.Enabled {
+		s.RestCores = report.RestCores(cfg, s.Procs)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return s, err
