@@ -585,3 +585,36 @@ func TestInvalidInput(t *testing.T) {
 		t.Error("a zero lease ttl was accepted")
 	}
 }
+
+func TestStoreBehindTheFleetGetsItsStateBack(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	a := start(t, r, "a", Options{ReconcileInterval: 50 * time.Millisecond, FileShares: map[string]int{"chat": 0}})
+	a.waitGen(t, 1, bound)
+	for i := range 4 {
+		if _, err := a.Apply(ctx, uint64(i+1), set("ops", map[string]int{"chat": (i + 1) * 100})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A failover to a replica that missed the last writes: the store goes
+	// back to generation 2 (chat 100), without a change message.
+	old := document{Generation: 2, Routes: map[string]RouteState{"chat": {Share: 100}}}
+	doc, _ := json.Marshal(old)
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer raw.Close()
+	if err := raw.HSet(ctx, "cutover:state", "gen", 2, "doc", doc).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the store restored to generation 6", func() bool {
+		d, err := a.fetch(ctx)
+		return err == nil && d.Generation == 6
+	})
+	d, _ := a.fetch(ctx)
+	if d.Routes["chat"].Share != 400 || a.generation() != 6 || a.shareOf("chat") != 400 {
+		t.Fatalf("store chat %d, instance at %d with chat %d; want generation 6 with the fleet's 400", d.Routes["chat"].Share, a.generation(), a.shareOf("chat"))
+	}
+	recs, _ := a.Audit(ctx, 1)
+	if len(recs) != 1 || recs[0].Action != "restore" || recs[0].Changes[0].Old.Share != 100 || recs[0].Changes[0].New.Share != 400 {
+		t.Fatalf("restore audit: %+v", recs)
+	}
+}
