@@ -42,12 +42,14 @@ const LegacyBreakerRoute = "_legacy"
 // application errors (a Bedrock outage answered 502) do not take healthy
 // routes down. A request whose client went away counts neither way.
 //
-// Build with NewBreakers, decorate the legacy transport with Transport and
-// the dispatcher with Wrap, then Attach the Router before serving. Safe for
-// concurrent use; no goroutines or timers.
+// Build with NewBreakers; the fallback stage (fallback.go) asks them before
+// each backend call and reports how it went (gobreaker's two steps, Allow
+// then done). Safe for concurrent use; no goroutines or timers.
 type Breakers struct {
-	log *slog.Logger
-	rt  *Router // set by Attach
+	log       *slog.Logger
+	config    func() *config.Config
+	hasNative func(route string) bool
+	rollback  func(route string) (ChangeResult, error)
 
 	state       *prometheus.GaugeVec   // route, backend
 	transitions *prometheus.CounterVec // route, backend, from, to
@@ -72,13 +74,36 @@ type legacyEntry struct {
 	b        *breaker // nil when legacy_breaker.disabled
 }
 
-// NewBreakers builds an empty breaker set logging to log (nil means slog.Default()).
-func NewBreakers(log *slog.Logger) *Breakers {
+// BreakerOptions are what the breakers are given when built.
+type BreakerOptions struct {
+	// Config returns the config in force (route.breaker, legacy_breaker,
+	// override.fallback, native.max_content_length). Nil means the zero
+	// config: every breaker with its defaults.
+	Config func() *config.Config
+	// HasNative reports whether a route has a native handler to fall back
+	// to. Nil means none has.
+	HasNative func(route string) bool
+	// Rollback sets a route's share to 0 % when its native breaker trips
+	// and the route has breaker.auto_rollback. Nil means no auto rollback.
+	Rollback func(route string) (ChangeResult, error)
+	// Registerer receives the breaker metrics. Nil means they are not
+	// registered.
+	Registerer prometheus.Registerer
+	// Logger receives state changes. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// NewBreakers builds an empty breaker set.
+func NewBreakers(opts BreakerOptions) *Breakers {
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	b := &Breakers{
-		log: log,
+		log:       log,
+		config:    opts.Config,
+		hasNative: opts.HasNative,
+		rollback:  opts.Rollback,
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cutover_breaker_state", Help: "Circuit breaker state by route and backend (0 closed, 1 half-open, 2 open); route _legacy is legacy as a whole.",
 		}, []string{"route", "backend"}),
@@ -92,17 +117,18 @@ func NewBreakers(log *slog.Logger) *Breakers {
 			Name: "cutover_breaker_rejected_total", Help: "Requests answered 503 with Retry-After because no backend was available, by route.",
 		}, []string{"route"}),
 	}
+	if b.config == nil {
+		b.config = func() *config.Config { return nil }
+	}
+	if b.hasNative == nil {
+		b.hasNative = func(string) bool { return false }
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(b.state, b.transitions, b.fallbacks, b.rejected)
+	}
 	empty := map[string]*routeBreakers{}
 	b.routes.Store(&empty)
 	return b
-}
-
-// Attach connects the breakers to the router they serve: its config, its
-// metrics registry, its share changes (auto rollback). Call it once, before
-// serving.
-func (b *Breakers) Attach(rt *Router) {
-	b.rt = rt
-	rt.Metrics().Registry.MustRegister(b.state, b.transitions, b.fallbacks, b.rejected)
 }
 
 // forRoute returns the breakers of the route rc (nil for unmatched requests).
@@ -143,10 +169,7 @@ func (b *Breakers) forRoute(rc *config.Route) *routeBreakers {
 // global returns the breaker guarding legacy as a whole, nil when
 // legacy_breaker.disabled.
 func (b *Breakers) global() *breaker {
-	var cfg *config.Config
-	if b.rt != nil {
-		cfg = b.rt.Config()
-	}
+	cfg := b.config()
 	if e := b.legacy.Load(); e != nil && e.cfg == cfg {
 		return e.b
 	}
@@ -400,8 +423,8 @@ type RouteBreakerStatus struct {
 // Status returns the breakers of the named route, for GET /admin/routes.
 func (b *Breakers) Status(route string) RouteBreakerStatus {
 	var s RouteBreakerStatus
-	if b.rt != nil {
-		if rc := b.rt.Config().Route(route); rc != nil {
+	if cfg := b.config(); cfg != nil {
+		if rc := cfg.Route(route); rc != nil {
 			if e := b.forRoute(rc); e != nil {
 				s.Legacy, s.Native = e.legacy.status(), e.native.status()
 			}
@@ -411,16 +434,15 @@ func (b *Breakers) Status(route string) RouteBreakerStatus {
 	return s
 }
 
-// legacyTicket carries the breakers' permission for one legacy round trip
-// from the dispatcher (which decides whether legacy may be asked at all) to
-// the transport (which sees how the round trip went).
+// legacyTicket is the breakers' permission for one legacy round trip:
+// the fallback stage gets it (Allow) and hands it to the legacy backend,
+// which reports the trip (done) when the response header arrives or the
+// round trip fails.
 type legacyTicket struct {
 	global, route         *breaker
 	doneGlobal, doneRoute func(error)
-	finished              atomic.Bool
+	finished              bool
 }
-
-type ticketKey struct{}
 
 // admitLegacy asks the legacy-wide breaker and the route's legacy breaker
 // (rb may be nil) to let a request through.
@@ -450,48 +472,15 @@ func (b *Breakers) legacyRetryAfter(rb *routeBreakers) time.Duration {
 	return d
 }
 
-// finish reports the round trip's outcome to the breakers, once.
+// finish reports the round trip's outcome to the breakers, once. A nil
+// ticket (no breakers) does nothing. It runs in the request's goroutine.
 func (t *legacyTicket) finish(r *http.Request, status int, err error) {
-	if t == nil || !t.finished.CompareAndSwap(false, true) {
+	if t == nil || t.finished {
 		return
 	}
+	t.finished = true
 	t.doneGlobal(t.global.outcome(r, status, err))
 	if t.doneRoute != nil {
 		t.doneRoute(t.route.outcome(r, status, err))
 	}
-}
-
-// breakerTransport reports each legacy round trip to the breakers. Requests
-// that reach it without a ticket (not through the fallback dispatcher) are
-// guarded by the legacy-wide breaker here.
-type breakerTransport struct {
-	b    *Breakers
-	next http.RoundTripper
-}
-
-var _ http.RoundTripper = (*breakerTransport)(nil)
-
-// Transport decorates the legacy transport with the breakers.
-func (b *Breakers) Transport(next http.RoundTripper) http.RoundTripper {
-	return &breakerTransport{b: b, next: next}
-}
-
-func (bt *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t, _ := req.Context().Value(ticketKey{}).(*legacyTicket)
-	if t == nil {
-		var err error
-		if t, err = bt.b.admitLegacy(nil); err != nil {
-			if req.Body != nil {
-				_ = req.Body.Close()
-			}
-			return nil, err
-		}
-	}
-	resp, err := bt.next.RoundTrip(req)
-	status := 0
-	if resp != nil {
-		status = resp.StatusCode
-	}
-	t.finish(req, status, err)
-	return resp, err
 }

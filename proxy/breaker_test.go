@@ -484,20 +484,20 @@ func TestReloadKeepsOrResetsBreakers(t *testing.T) {
 	}
 }
 
-func TestReplaySafe(t *testing.T) {
+func TestSafeMethod(t *testing.T) {
 	tests := []struct {
 		give string
 		want bool
 	}{{"GET", true}, {"HEAD", true}, {"OPTIONS", true}, {"TRACE", true}, {"POST", false}, {"DELETE", false}, {"PUT", false}, {"PATCH", false}}
 	for _, tt := range tests {
-		if got := replaySafe(tt.give); got != tt.want {
-			t.Errorf("replaySafe(%s) = %v", tt.give, got)
+		if got := safeMethod(tt.give); got != tt.want {
+			t.Errorf("safeMethod(%s) = %v", tt.give, got)
 		}
 	}
 }
 
 func TestBreakerSettings(t *testing.T) {
-	b := NewBreakers(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := NewBreakers(BreakerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Run("failure ratio over min_requests", func(t *testing.T) {
 		br := b.newBreaker("r", Native, config.Breaker{ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 4,
 			Interval: time.Minute, OpenTimeout: time.Minute, HalfOpenRequests: 1}, false)
@@ -635,7 +635,7 @@ func TestAdminRoutesShowTransitions(t *testing.T) {
 // A breaker keeps only its last maxTransitions transitions, oldest first,
 // and counts them all.
 func TestBreakerTransitionsBounded(t *testing.T) {
-	br := NewBreakers(nil).newBreaker("r", Native, config.Breaker{}, false)
+	br := NewBreakers(BreakerOptions{}).newBreaker("r", Native, config.Breaker{}, false)
 	states := []gobreaker.State{gobreaker.StateClosed, gobreaker.StateOpen, gobreaker.StateHalfOpen}
 	base := time.Unix(1_800_000_000, 0)
 	for i := range 25 {
