@@ -377,6 +377,9 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 	waitStatus(t, c, "http://"+d.traffic+"/_cutover/health", 200)
 	routesLike(t, c, storeShare, d)
 	all = []*fleetProc{a, b, d}
+	if code, out, _ := b.cli("weights", "get", "health"); code != 0 || !strings.Contains(out, "shares of fleet generation") {
+		t.Fatalf("cutover weights get: exit %d\n%s", code, out)
+	}
 	code, out, _ = a.cli("fleet")
 	if code != 0 || strings.Contains(out, "BEHIND") || strings.Count(out, " ok") < 3 {
 		t.Fatalf("cutover fleet: exit %d\n%s", code, out)

@@ -70,7 +70,8 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case rest[0] == "get" && len(rest) <= 2:
 		var out struct {
-			Routes []routeRow `json:"routes"`
+			Routes     []routeRow `json:"routes"`
+			Generation *uint64    `json:"generation"` // with a fleet store
 		}
 		if err := c.do(ctx, http.MethodGet, "/admin/routes", nil, &out); err != nil {
 			return err
@@ -98,6 +99,9 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		if wide != nil {
 			fmt.Fprintf(stdout, "legacy as a whole: breaker %s\n", breakerState(wide))
+		}
+		if out.Generation != nil {
+			fmt.Fprintf(stdout, "shares of fleet generation %d (the whole fleet's)\n", *out.Generation)
 		}
 		return nil
 	case rest[0] == "set" && len(rest) == 3:
