@@ -56,7 +56,12 @@
 // restarted without persistence, a failover to a replica that lost recent
 // writes) gets the instance's applied state back, written as generation
 // applied+1 and audited as "restore"; several instances doing so at once
-// race on the generation, one wins and the others apply its state.
+// race on the generation, the highest generation wins and the others apply
+// it. An instance with no state of its own (just started) seeds an empty
+// store from its file instead (action "seed"); a state that is only such a
+// seed gives way to a running instance's fleet state, which restores over
+// it. Each state written into an empty or behind store starts a new epoch,
+// so two lives of the state that reach the same generation are told apart.
 //
 // An instance that starts while the store is unreachable is not Ready (its
 // health check should fail, so the load balancer sends it nothing) until it

@@ -618,3 +618,43 @@ func TestStoreBehindTheFleetGetsItsStateBack(t *testing.T) {
 		t.Fatalf("restore audit: %+v", recs)
 	}
 }
+
+// Redis restarts empty and a new instance seeds it from its file before a
+// running instance, at the same generation, restores the fleet's state: the
+// running instance's state wins and the new one converges to it.
+func TestFleetStateWinsOverAFreshSeedAtTheSameGeneration(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx := context.Background()
+	// An hour between reconciles: a syncs only when the test pokes it.
+	a := start(t, r, "a", Options{ReconcileInterval: time.Hour, FileShares: map[string]int{"chat": 0}})
+	a.waitGen(t, 1, bound)
+	if _, err := a.Apply(ctx, 1, set("ops", map[string]int{"chat": 900})); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, r, "e", Options{ReconcileInterval: 50 * time.Millisecond, FileShares: map[string]int{"chat": 0}})
+	e.waitGen(t, 1, bound)
+	if e.shareOf("chat") != 0 {
+		t.Fatalf("e seeded chat %d, want its file's 0", e.shareOf("chat"))
+	}
+	a.Poke()
+	eventually(t, "e applies the fleet's state restored by a", func() bool { return e.shareOf("chat") == 900 })
+	if a.shareOf("chat") != 900 {
+		t.Fatalf("a applies chat %d, want its 900", a.shareOf("chat"))
+	}
+	recs, err := a.Audit(ctx, 10)
+	if err != nil || len(recs) != 2 || recs[0].Action != "restore" || recs[0].Instance != "a" || recs[1].Action != "seed" || recs[1].Instance != "e" {
+		t.Fatalf("audit after the race: %+v, %v", recs, err)
+	}
+	// Both stay put: nothing restores again.
+	gen := a.generation()
+	a.Poke()
+	e.Poke()
+	if _, err := e.Apply(ctx, gen, set("ops", map[string]int{"chat": 950})); err != nil {
+		t.Fatalf("a change after the restore: %v", err)
+	}
+	a.waitGen(t, gen+1, bound)
+}

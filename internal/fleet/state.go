@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,8 +57,23 @@ func (r RouteState) clone() RouteState {
 
 // document is the state as stored (the doc field of <prefix>state).
 type document struct {
-	Generation uint64                `json:"generation"`
-	Routes     map[string]RouteState `json:"routes"`
+	Generation uint64 `json:"generation"`
+	// Epoch names one life of the state: it is drawn anew whenever the state
+	// is written into an empty or behind store (seed, restore), so two
+	// lives that reached the same generation are told apart.
+	Epoch string `json:"epoch"`
+	// Seeded is true while the state is only what a config file seeded, by
+	// an instance that had no state of its own: an instance that applied a
+	// fleet state restores it over a seeded one (package doc).
+	Seeded bool                  `json:"seeded,omitempty"`
+	Routes map[string]RouteState `json:"routes"`
+}
+
+// newEpoch draws an epoch name.
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Snapshot is one generation of the fleet state, immutable: every method
@@ -64,12 +81,14 @@ type document struct {
 // zero Snapshot is generation 0 with no routes.
 type Snapshot struct {
 	gen    uint64
+	epoch  string
+	seeded bool
 	routes map[string]RouteState
 	source Source
 }
 
 func newSnapshot(d document, src Source) *Snapshot {
-	return &Snapshot{gen: d.Generation, routes: d.Routes, source: src}
+	return &Snapshot{gen: d.Generation, epoch: d.Epoch, seeded: d.Seeded, routes: d.Routes, source: src}
 }
 
 // Generation is the store's generation this snapshot is (0 when the store
@@ -113,7 +132,7 @@ func (s *Snapshot) MarshalJSON() ([]byte, error) {
 }
 
 func (s *Snapshot) document() document {
-	d := document{Generation: s.gen, Routes: make(map[string]RouteState, len(s.routes))}
+	d := document{Generation: s.gen, Epoch: s.epoch, Seeded: s.seeded, Routes: make(map[string]RouteState, len(s.routes))}
 	for k, v := range s.routes {
 		d.Routes[k] = v.clone()
 	}
@@ -208,7 +227,11 @@ func valueOf(r RouteState) RouteValue {
 // stamped on the routes it changes. It returns the route changes in name
 // order; none means ch changes nothing.
 func apply(d document, ch Change, info ChangeInfo) (document, []RouteChange) {
-	next := document{Generation: info.Generation, Routes: make(map[string]RouteState, len(d.Routes)+len(ch.Edits))}
+	next := document{Generation: info.Generation, Epoch: d.Epoch, Seeded: d.Seeded && ch.Actor.Action == "seed",
+		Routes: make(map[string]RouteState, len(d.Routes)+len(ch.Edits))}
+	if next.Epoch == "" {
+		next.Epoch = newEpoch()
+	}
 	for k, v := range d.Routes {
 		next.Routes[k] = v.clone()
 	}

@@ -433,7 +433,7 @@ func (s *Store) install(snap *Snapshot) bool {
 	case cur == nil:
 	case snap.source == SourceFile:
 		return false
-	case cur.source == SourceStore && snap.gen <= cur.gen:
+	case cur.source == SourceStore && (snap.gen < cur.gen || (snap.gen == cur.gen && snap.epoch == cur.epoch)):
 		return false
 	}
 	s.current.Store(snap)
@@ -496,7 +496,7 @@ func (s *Store) Run(ctx context.Context) error {
 // subscription confirmation) it syncs too, since messages were missed.
 func (s *Store) listen(ctx context.Context, ps *redis.PubSub) {
 	for ctx.Err() == nil {
-		msg, err := ps.ReceiveTimeout(ctx, s.opt.ReconcileInterval)
+		msg, err := ps.ReceiveTimeout(ctx, min(s.opt.ReconcileInterval, time.Second))
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -506,10 +506,11 @@ func (s *Store) listen(ctx context.Context, ps *redis.PubSub) {
 				continue
 			}
 			// Down or closed: reconcile covers it; wait before retrying so a
-			// dead store does not spin this loop.
+			// dead store does not spin this loop, at most a second so the
+			// subscription is back soon after the store.
 			select {
 			case <-ctx.Done():
-			case <-time.After(s.opt.ReconcileInterval):
+			case <-time.After(min(s.opt.ReconcileInterval, time.Second)):
 			}
 			continue
 		}
@@ -572,7 +573,12 @@ func (s *Store) sync(ctx context.Context) error {
 		}
 		s.setErr(nil)
 		cur := s.current.Load()
-		behind := d.Generation == 0 || (cur != nil && cur.source == SourceStore && d.Generation < cur.gen)
+		// Behind: empty, older than what this instance applied, or only a
+		// file's seed in another life than the (not only seeded) fleet
+		// state it applied. Generations only grow, so restores end.
+		own := cur != nil && cur.source == SourceStore && cur.gen > 0
+		behind := d.Generation == 0 ||
+			(own && (d.Generation < cur.gen || (d.Seeded && !cur.seeded && d.Epoch != cur.epoch)))
 		if !behind {
 			s.install(newSnapshot(d, SourceStore))
 			return s.syncFile(ctx)
@@ -594,7 +600,14 @@ func (s *Store) restore(ctx context.Context, d document, cur *Snapshot) error {
 	var local document
 	if cur != nil && cur.source == SourceStore && cur.gen > 0 {
 		action = "restore"
-		reason = fmt.Sprintf("fleet store at generation %d, behind this instance's %d (restarted empty or failed over): restored from this instance", d.Generation, cur.gen)
+		switch {
+		case d.Generation == 0:
+			reason = fmt.Sprintf("fleet store empty (restarted without its data?): restored this instance's generation %d", cur.gen)
+		case d.Generation < cur.gen:
+			reason = fmt.Sprintf("fleet store at generation %d, behind this instance's %d (failed over to a replica that missed writes?): restored this instance's", d.Generation, cur.gen)
+		default:
+			reason = fmt.Sprintf("fleet store holds only a config file's seed (generation %d), not the fleet state this instance applied: restored this instance's generation %d", d.Generation, cur.gen)
+		}
 		local = cur.document()
 	} else {
 		local = document{Routes: map[string]RouteState{}}
@@ -606,7 +619,7 @@ func (s *Store) restore(ctx context.Context, d document, cur *Snapshot) error {
 	if cur != nil && cur.gen > gen {
 		gen = cur.gen
 	}
-	next := document{Generation: gen + 1, Routes: d.Routes}
+	next := document{Generation: gen + 1, Epoch: newEpoch(), Seeded: action == "seed" || local.Seeded, Routes: d.Routes}
 	now := s.opt.Now().UTC()
 	info := ChangeInfo{Generation: next.Generation, Time: now, Who: "cutover", Instance: s.opt.Instance, Action: action, Reason: reason}
 	var changes []RouteChange
