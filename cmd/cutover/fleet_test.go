@@ -385,9 +385,40 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 		t.Fatalf("cutover fleet: exit %d\n%s", code, out)
 	}
 
+	// An edit of a share in one instance's file is written to the store and
+	// followed by the whole fleet.
+	data, err := os.ReadFile(a.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "path: /health\n    native_percent: 0", "path: /health\n    native_percent: 35", 1)
+	if edited == string(data) {
+		t.Fatal("the health route's share is not in a's file")
+	}
+	if err := os.WriteFile(a.config, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFleet(t, "every instance routes by the file's 35 %", func() bool {
+		u := userBetween(t, 3500, 4000) // legacy at 35 %, native at 40 %
+		v := userBetween(t, 0, 3000)    // native at 30 % or more
+		for _, p := range all {
+			if p.served(t, c, "/health", u) != "legacy" || p.served(t, c, "/health", v) != "native" {
+				return false
+			}
+		}
+		return true
+	})
+	storeShare = 3500
+	routesLike(t, c, storeShare, all...)
+	code, out, _ = b.cli("audit", "-n", "1")
+	if code != 0 || !strings.Contains(out, "config_file") || !strings.Contains(out, "config file") || !strings.Contains(out, "health") {
+		t.Fatalf("the file edit's audit record: exit %d\n%s", code, out)
+	}
+
 	// Redis stops: traffic goes on at the last shares, changes are refused
-	// with 503 naming the store; it starts again (empty): changes work and
-	// every instance converges.
+	// with 503 naming the store, and an instance starting now fails its
+	// health check; Redis starts again (empty): changes work and every
+	// instance, the new one included, converges.
 	r.Stop()
 	routesLike(t, c, storeShare, all...)
 	code, _, errOut = b.cli("weights", "set", "health", "10")
@@ -395,9 +426,28 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 		t.Fatalf("weights set with Redis down: exit %d, stderr %q; want a 503 naming %s", code, errOut, r.Addr())
 	}
 	eventuallyFleet(t, "a reports the store down", func() bool { return !a.fleet(t, c).Status.Healthy })
+	e := fleetConfig(t, "e", legacy.URL, r.URL())
+	e.start(t, bin)
+	eventuallyFleet(t, "e's admin API answers, not ready", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+e.admin+"/admin/fleet", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var f proxy.FleetResponse
+		return json.NewDecoder(resp.Body).Decode(&f) == nil && !f.Status.Ready && f.Status.Error != ""
+	})
+	if resp, err := c.Get("http://" + e.traffic + "/_cutover/health"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("e's health check before it reached the store: %v %v, want 503", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	all = append(all, e)
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waitStatus(t, c, "http://"+e.traffic+"/_cutover/health", 200)
 	eventuallyFleet(t, "a change works once Redis is back", func() bool {
 		code, _, _ := b.cli("weights", "set", "health", "10")
 		return code == 0
@@ -419,7 +469,7 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 	}
 	eventuallyFleet(t, "every instance at the store's generation", func() bool {
 		f := a.fleet(t, c)
-		if f.Fleet == nil || len(f.Fleet.Instances) != 3 {
+		if f.Fleet == nil || len(f.Fleet.Instances) != len(all) {
 			return false
 		}
 		for _, in := range f.Fleet.Instances {
@@ -437,7 +487,7 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 		var info proxy.RouteInfo
 		return json.Unmarshal(body, &info) == nil && info.NativeBP == 0
 	})
-	for _, p := range []*fleetProc{b, d} {
+	for _, p := range []*fleetProc{b, d, e} {
 		eventuallyFleet(t, p.name+" rolled back", func() bool {
 			_, body := p.adminCall(t, c, http.MethodGet, "/admin/routes/get_conversation", nil)
 			var info proxy.RouteInfo
