@@ -125,7 +125,8 @@ type Admin struct {
 	// Zero means changes are audited in the process log only.
 	AuditLog string `mapstructure:"audit_log" json:"audit_log"`
 	// Persist writes share changes back to the config file. Zero means true;
-	// set "false" to keep admin changes in memory only.
+	// set "false" to keep admin changes in memory only. With a fleet store
+	// (fleet.redis_url) it does not apply: the store keeps the shares.
 	Persist *bool `mapstructure:"persist" json:"persist"`
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener
 	// (never on the traffic port), for profiling under load. Zero means off.
