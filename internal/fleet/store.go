@@ -64,8 +64,9 @@ type Options struct {
 	Report func() Report
 	// OnApply, when not nil, is called with every snapshot the instance
 	// applies, one at a time and in generation order, from whichever
-	// goroutine applied it; it must be quick (swap a pointer) and must not
-	// call the Store's changing methods.
+	// goroutine applied it, before Current returns it (so Ready implies the
+	// consumer has the first one); it must be quick (swap a pointer) and
+	// must not call the Store's changing methods.
 	OnApply func(*Snapshot)
 	// Now is the clock for timestamps, uptime and the startup bound. Zero
 	// means time.Now.
@@ -436,6 +437,11 @@ func (s *Store) install(snap *Snapshot) bool {
 	case cur.source == SourceStore && (snap.gen < cur.gen || (snap.gen == cur.gen && snap.epoch == cur.epoch)):
 		return false
 	}
+	// The consumer first, then Current: Ready (the health check) must not
+	// pass before the consumer serves the snapshot.
+	if s.opt.OnApply != nil {
+		s.opt.OnApply(snap)
+	}
 	s.current.Store(snap)
 	if snap.source == SourceStore {
 		s.synced.Store(true)
@@ -443,9 +449,6 @@ func (s *Store) install(snap *Snapshot) bool {
 	if cur != nil && cur.source == SourceFile && snap.source == SourceStore {
 		s.opt.Log.Warn("fleet store reached: now serving the fleet's shares instead of the config file's",
 			"generation", snap.gen, "shares", snap.Shares())
-	}
-	if s.opt.OnApply != nil {
-		s.opt.OnApply(snap)
 	}
 	select {
 	case s.beatNow <- struct{}{}:
