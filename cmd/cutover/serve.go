@@ -18,6 +18,10 @@ import (
 	"github.com/cutover/cutover/proxy"
 )
 
+// version is this build, shown in the fleet view; set it with
+// -ldflags "-X main.version=...".
+var version = "dev"
+
 func init() {
 	register("serve", "run the proxy (traffic, admin API, metrics, config hot reload)", serveCmd)
 	register("check-config", "validate a config file (every problem at once) and exit", checkConfigCmd)
@@ -46,7 +50,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeIso()
-	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}})
+	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}, Version: version})
 	if err != nil {
 		return err
 	}
