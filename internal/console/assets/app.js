@@ -276,8 +276,9 @@ function ask({ title, body, confirm, danger, onConfirm }) {
   };
   $('#dialog-cancel').onclick = () => d.close();
   d.showModal();
+  // Typing replaces the current value.
   const first = $('#dialog-body input');
-  (first || $('#dialog-cancel')).focus();
+  if (first) { first.focus(); first.select(); } else $('#dialog-cancel').focus();
 }
 
 // ---------- pages ----------
@@ -295,6 +296,7 @@ function route() {
   if (!pages[name]) name = 'overview';
   S.view = name;
   S.refresh = null;
+  show($('#toast'), false);
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === (name === 'diff' ? 'diffs' : name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -590,7 +592,7 @@ function diffsPage(main, _arg, q) {
     const names = new Set(S.routes.map((r) => r.name));
     for (const s of (S.summary && S.summary.routes) || []) names.add(s.route);
     if (q.get('route')) names.add(q.get('route'));
-    routeSel.replaceChildren(el('option', { value: '' }, 'any'), [...names].sort().map((n) => el('option', { value: n }, n)));
+    routeSel.replaceChildren(el('option', { value: '' }, 'any'), ...[...names].sort().map((n) => el('option', { value: n }, n)));
     routeSel.value = q.get('route') || '';
   };
   const params = () => {
@@ -714,10 +716,11 @@ const isSSE = (resp) => /text\/event-stream/i.test(header(resp.header, 'Content-
 // keyPath appends an object key to a JSON path as the comparator writes it.
 const keyPath = (p, k) => (/^[A-Za-z0-9_-]+$/.test(k) ? p + '.' + k : p + "['" + k + "']");
 
-// jsonView renders v as indented JSON whose nodes carry data-path; nodes at a
-// differing path get class "diff", their ancestors "has-diff".
-function jsonView(v, path, diffs, indent) {
-  const pad = (n) => '  '.repeat(n);
+// jsonView renders v as indented JSON (on one line when compact) whose nodes
+// carry data-path; nodes at a differing path get class "diff", their
+// ancestors "has-diff".
+function jsonView(v, path, diffs, indent, compact) {
+  const pad = (n) => (compact ? ' ' : '\n' + '  '.repeat(n));
   const mark = (node, p) => {
     node.dataset.path = p;
     if (diffs.has(p)) node.classList.add('diff');
@@ -727,10 +730,10 @@ function jsonView(v, path, diffs, indent) {
   if (Array.isArray(v)) {
     const n = el('span', { class: 'jv arr' }, '[');
     v.forEach((x, i) => {
-      n.append('\n' + pad(indent + 1), mark(jsonView(x, path + '[' + i + ']', diffs, indent + 1), path + '[' + i + ']'));
+      n.append(pad(indent + 1), mark(jsonView(x, path + '[' + i + ']', diffs, indent + 1, compact), path + '[' + i + ']'));
       if (i < v.length - 1) n.append(',');
     });
-    if (v.length) n.append('\n' + pad(indent));
+    if (v.length) n.append(pad(indent));
     n.append(']');
     return n;
   }
@@ -740,11 +743,11 @@ function jsonView(v, path, diffs, indent) {
     keys.forEach((k, i) => {
       const p = keyPath(path, k);
       const member = mark(el('span', { class: 'member' }, el('span', { class: 'jk', text: JSON.stringify(k) }), ': ',
-        jsonView(v[k], p, diffs, indent + 1)), p);
-      n.append('\n' + pad(indent + 1), member);
+        jsonView(v[k], p, diffs, indent + 1, compact)), p);
+      n.append(pad(indent + 1), member);
       if (i < keys.length - 1) n.append(',');
     });
-    if (keys.length) n.append('\n' + pad(indent));
+    if (keys.length) n.append(pad(indent));
     n.append('}');
     return n;
   }
@@ -793,7 +796,9 @@ function eventsView(events, first, diffs) {
   return el('ol', { class: 'events', start: '0' }, events.map((e, i) => {
     const prefix = 'events[' + i + '].data';
     let data;
-    try { data = jsonView(JSON.parse(e.data), prefix + '$', diffs, 0); } catch (err) { data = el('span', {}, withRedactions(e.data)); }
+    try { data = jsonView(JSON.parse(e.data), prefix + '$', diffs, 0, true); } catch (err) { data = el('span', {}, withRedactions(e.data)); }
+    data.dataset.path = prefix + '$';
+    if (diffs.has(prefix + '$') || diffs.has(prefix)) data.classList.add('diff');
     const li = el('li', { class: 'event' + (i === first ? ' first-diff' : ''), 'data-event-index': String(i) },
       i === first ? el('span', { class: 'badge bad' }, 'first difference') : '',
       el('span', { class: 'ev-name' + (diffs.has('events[' + i + '].event') ? ' diff' : ''), text: 'event: ' + e.event }), ' ',
@@ -817,6 +822,17 @@ function headersDiff(a, b, paths) {
   return rows;
 }
 
+// mismatchTable shows the first rows of the differences, the rest on demand.
+function mismatchTable(rows, primarySide, shadowSide) {
+  const head = () => el('thead', {}, el('tr', {}, ['Path', 'Class', 'Primary (' + primarySide + ')', 'Shadow (' + shadowSide + ')', 'Detail']
+    .map((h) => el('th', { scope: 'col', text: h }))));
+  const first = 8;
+  const table = el('table', { class: 'mismatches' }, head(), el('tbody', {}, rows.slice(0, first)));
+  if (rows.length <= first) return table;
+  return el('div', {}, table, el('details', {}, el('summary', {}, (rows.length - first) + ' more differences'),
+    el('table', { class: 'mismatches' }, head(), el('tbody', {}, rows.slice(first)))));
+}
+
 async function diffPage(main, id) {
   main.append(el('p', { class: 'muted', text: 'Loading diff ' + id + '…' }));
   const r = await api('GET', '/admin/diffs/' + encodeURIComponent(id));
@@ -833,12 +849,20 @@ async function diffPage(main, id) {
   const shadowSide = primarySide === 'legacy' ? 'native' : primarySide === 'native' ? 'legacy' : 'shadow';
   const req = rec.request || {};
 
+  // A JSON string value is shown decoded where the difference is in the
+  // value (semantic); byte-level classes keep the raw text.
+  const shown = (m, v) => {
+    if (m.class === 'semantic' && typeof v === 'string' && v.startsWith('"')) {
+      try { return JSON.stringify(JSON.parse(v)); } catch (e) { /* clipped: shown as stored */ }
+    }
+    return v ?? '';
+  };
   const mm = (rec.mismatches || []).map((m) => el('tr', {},
     el('td', { class: 'mono' }, el('button', { type: 'button', class: 'link mono', 'aria-label': 'Show ' + m.path,
       onclick: () => { const n = main.querySelector('[data-path="' + CSS.escape(m.path) + '"].diff'); if (n) { n.scrollIntoView({ block: 'center' }); n.classList.add('flash'); setTimeout(() => n.classList.remove('flash'), 1200); } } }, m.path)),
     el('td', {}, el('span', { class: 'badge ' + m.class, text: m.class + (m.noise ? ' (noise)' : '') })),
-    el('td', { class: 'mono small' }, withRedactions(m.primary ?? '')),
-    el('td', { class: 'mono small' }, withRedactions(m.shadow ?? '')),
+    el('td', { class: 'mono small' }, withRedactions(shown(m, m.primary))),
+    el('td', { class: 'mono small' }, withRedactions(shown(m, m.shadow))),
     el('td', { class: 'small', text: m.detail || '' })));
 
   const side = (resp, which, label) => {
@@ -871,10 +895,7 @@ async function diffPage(main, id) {
       (rec.dropped ? ' · ' + rec.dropped + ' more differences not kept' : '')),
     el('section', { 'aria-labelledby': 'mm-title' },
       el('h2', { id: 'mm-title', text: 'Differences' }),
-      mm.length ? el('table', { class: 'mismatches' },
-        el('thead', {}, el('tr', {}, ['Path', 'Class', 'Primary (' + primarySide + ')', 'Shadow (' + shadowSide + ')', 'Detail']
-          .map((h) => el('th', { scope: 'col', text: h })))), el('tbody', {}, mm))
-        : el('p', { class: 'muted', text: 'None: the responses match.' })),
+      mm.length ? mismatchTable(mm, primarySide, shadowSide) : el('p', { class: 'muted', text: 'None: the responses match.' })),
     el('section', { 'aria-labelledby': 'req-title' },
       el('h2', { id: 'req-title', text: 'Request' }),
       el('p', { class: 'mono' }, (req.method || '') + ' ' + (req.path || '') + (req.query ? '?' : ''), req.query ? withRedactions(req.query) : ''),
@@ -891,7 +912,7 @@ async function diffPage(main, id) {
       el('table', { class: 'headers hdiff' },
         el('thead', {}, el('tr', {}, ['Header', 'Primary (' + primarySide + ')', 'Shadow (' + shadowSide + ')'].map((h) => el('th', { scope: 'col', text: h })))),
         el('tbody', {}, headersDiff((rec.primary || {}).header, (rec.shadow || {}).header, paths)))));
-  $('#main').focus();
+  $('#main').focus({ preventScroll: true });
 }
 
 // ----- audit -----
@@ -934,7 +955,7 @@ function auditPage(main) {
     box.replaceChildren(
       el('p', { class: 'muted small', text: source === 'fleet' ? 'The fleet\'s audit stream.' : 'This instance\'s audit file (admin.audit_log), newest first.' + (r.data.truncated ? ' Older entries are in the file.' : '') }),
       rows.length ? el('table', { class: 'audit' },
-        el('thead', {}, el('tr', {}, ['Time', 'Who', 'Instance', 'Action', 'Route', 'Old → new', 'Why / detail'].map((h) => el('th', { scope: 'col', text: h })))),
+        el('thead', {}, el('tr', {}, ['Time', 'Who', 'Instance / from', 'Action', 'Route', 'Old → new', 'Why / detail'].map((h) => el('th', { scope: 'col', text: h })))),
         el('tbody', {}, rows)) : el('p', { class: 'muted', text: 'No changes recorded yet.' }));
   };
   S.refresh = load;
