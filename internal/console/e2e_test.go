@@ -237,6 +237,9 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 	}
 	shot("audit")
+	// A change made elsewhere (the CLI, another operator) shows up live.
+	env.putShare(t, "models", 5, "ops-bot@host")
+	b.waitJS(t, `[...document.querySelectorAll('table.audit td.who')].some(td => td.textContent === 'ops-bot@host')`)
 
 	// The page says when it lost its live connection.
 	env.stop(t)
@@ -540,6 +543,23 @@ func (s *stack) status(t *testing.T, method, path, token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// putShare sets route's native share through the admin API as actor.
+func (s *stack) putShare(t *testing.T, route string, percent float64, actor string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, s.admin+"/admin/routes/"+route, strings.NewReader(fmt.Sprintf(`{"native_percent": %g}`, percent)))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set(proxy.ActorHeader, actor)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT %s: %d %s", route, resp.StatusCode, b)
+	}
 }
 
 func (s *stack) getJSON(t *testing.T, path string, v any) {
