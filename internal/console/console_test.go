@@ -329,3 +329,34 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A page that has not read yet gets what changed meanwhile merged into one
+// event: one pending set per page, never a queue.
+func TestSlowPageGetsChangesMerged(t *testing.T) {
+	h := newHub(Options{MaxSubscribers: 1, Interval: time.Hour, Heartbeat: time.Hour, Topics: map[string][]string{}})
+	s, ready, err := h.subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ready
+	if _, _, err := h.subscribe(); err != errFull {
+		t.Errorf("second subscriber: %v, want errFull", err)
+	}
+	h.publish([]string{"routes"})
+	h.publish([]string{"diffs", "routes"})
+	h.publish([]string{"audit"})
+	if len(s.wake) != 1 {
+		t.Errorf("%d wake-ups pending, want 1", len(s.wake))
+	}
+	if got := strings.Join(s.take(), ","); got != "audit,diffs,routes" {
+		t.Errorf("pending %q, want audit,diffs,routes", got)
+	}
+	if got := s.take(); len(got) != 0 {
+		t.Errorf("pending after take: %q", got)
+	}
+	h.unsubscribe(s)
+	h.close()
+	if _, _, err := h.subscribe(); err != errClosed {
+		t.Errorf("after close: %v, want errClosed", err)
+	}
+}

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/fnv"
@@ -82,8 +83,8 @@ func newHub(opts Options) *hub {
 
 // errFull and errClosed refuse a stream.
 var (
-	errFull   = fmt.Errorf("too many console connections (at most the admin's max subscribers)")
-	errClosed = fmt.Errorf("the admin listener is shutting down")
+	errFull   = errors.New("too many open console pages on this instance; close one and retry")
+	errClosed = errors.New("the admin listener is shutting down")
 )
 
 // subscribe registers a page, starting the poller for the first one, and

@@ -85,7 +85,7 @@ async function api(method, path, body) {
   let data = null;
   const text = await res.text();
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-  const error = res.ok ? '' : ((data && data.error) || res.status + ' ' + res.statusText);
+  const error = res.ok ? '' : ((data && (data.error || data.message)) || res.status + ' ' + res.statusText);
   if (res.status === 401 && S.token) {
     signOut('The admin token was refused (401). Sign in again.');
   }
@@ -477,7 +477,7 @@ function rolloutCell(name, ro) {
       confirm: action[0].toUpperCase() + action.slice(1), danger,
       onConfirm: async () => {
         const r = await api('POST', '/admin/routes/' + encodeURIComponent(name) + '/rollout/' + action, {});
-        if (!r.ok) return conflictText(r);
+        if (!r.ok) { S.refresh && S.refresh(['routes']); return conflictText(r); }
         toast('Rollout of ' + name + ': ' + action + ' done.');
         S.refresh && S.refresh(['routes']);
         return '';
@@ -487,7 +487,9 @@ function rolloutCell(name, ro) {
   return el('div', {},
     el('span', { class: 'state' }, state), step !== undefined ? ' step ' + step + (steps ? '/' + steps : '') : '',
     ro.why ? el('div', { class: 'muted small', text: ro.why }) : '',
-    el('div', { class: 'buttons' }, act('pause'), act('resume'), act('promote'), act('abort', true)));
+    el('div', { class: 'buttons' }, act('pause'), act('resume'), act('promote'), act('abort', true)),
+    el('details', {}, el('summary', { class: 'small' }, 'Rollout details'),
+      el('pre', { class: 'body small' }, jsonView(ro, '$', new Set(), 0))));
 }
 
 // conflictText explains a refused change.
@@ -549,7 +551,7 @@ $('#rollback').addEventListener('click', async () => {
     title: 'Roll everything back to legacy?', body, confirm: 'Roll back every route', danger: true,
     onConfirm: async () => {
       const res = await api('POST', '/admin/rollback');
-      if (!res.ok) return conflictText(res);
+      if (!res.ok) { S.refresh && S.refresh(['routes']); return conflictText(res); }
       reportChange(res.data.result);
       S.refresh && S.refresh(['routes']);
       return '';
