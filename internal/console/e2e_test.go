@@ -533,47 +533,42 @@ func (s *stack) stop(t *testing.T) {
 	}
 }
 
-func (s *stack) status(t *testing.T, method, path, token string) int {
+// call makes one admin API call with token (and actor, when not "") and
+// returns the status and body.
+func (s *stack) call(t *testing.T, method, path, token, actor, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.admin+path, nil)
+	req, _ := http.NewRequest(method, s.admin+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if actor != "" {
+		req.Header.Set(proxy.ActorHeader, actor)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// putShare sets route's native share through the admin API as actor.
-func (s *stack) putShare(t *testing.T, route string, percent float64, actor string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, s.admin+"/admin/routes/"+route, strings.NewReader(fmt.Sprintf(`{"native_percent": %g}`, percent)))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	req.Header.Set(proxy.ActorHeader, actor)
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("PUT %s: %d %s", route, resp.StatusCode, b)
-	}
-}
-
-func (s *stack) getJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.admin+path, nil)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := s.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || json.Unmarshal(b, v) != nil {
-		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	return resp.StatusCode, b
+}
+
+func (s *stack) status(t *testing.T, method, path, token string) int {
+	t.Helper()
+	code, _ := s.call(t, method, path, token, "", "")
+	return code
+}
+
+// putShare sets route's native share through the admin API as actor.
+func (s *stack) putShare(t *testing.T, route string, percent float64, actor string) {
+	t.Helper()
+	if code, b := s.call(t, http.MethodPut, "/admin/routes/"+route, adminToken, actor, fmt.Sprintf(`{"native_percent": %g}`, percent)); code != 200 {
+		t.Fatalf("PUT %s: %d %s", route, code, b)
+	}
+}
+
+func (s *stack) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	if code, b := s.call(t, http.MethodGet, path, adminToken, "", ""); code != 200 || json.Unmarshal(b, v) != nil {
+		t.Fatalf("GET %s: %d %s", path, code, b)
 	}
 }
 
