@@ -19,6 +19,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -111,6 +112,18 @@ func (c *Console) Mount(e *echo.Echo, auth echo.MiddlewareFunc) {
 	}, auth)
 	e.GET("/admin/console/audit", echo.WrapHandler(http.HandlerFunc(c.serveAudit)), auth)
 	e.GET("/admin/events", echo.WrapHandler(http.HandlerFunc(c.hub.serve)), auth)
+}
+
+// Public reports whether r asks for the console's page or one of its files
+// (GET or HEAD of /console or below): they carry no data, and a browser
+// cannot send the bearer token when it loads a page, so an admin guard that
+// requires the token on every path must let these through. Everything the
+// page then reads goes through the guard with the token.
+func Public(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")
 }
 
 // Close ends every event stream and stops the feed; later streams are

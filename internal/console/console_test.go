@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -245,7 +246,9 @@ func TestEventsFeed(t *testing.T) {
 	api := http.NewServeMux()
 	api.HandleFunc("GET /admin/routes", func(w http.ResponseWriter, r *http.Request) {
 		reads.Add(1)
-		if r.Header.Get("Authorization") != "Bearer admin-token" {
+		// The feed reads as a loopback caller would: token and an IP
+		// literal Host (what an admin Host allow-list accepts).
+		if r.Header.Get("Authorization") != "Bearer admin-token" || net.ParseIP(r.Host) == nil {
 			http.Error(w, "no token", http.StatusUnauthorized)
 			return
 		}
@@ -358,5 +361,26 @@ func TestSlowPageGetsChangesMerged(t *testing.T) {
 	h.close()
 	if _, _, err := h.subscribe(); err != errClosed {
 		t.Errorf("after close: %v, want errClosed", err)
+	}
+}
+
+func TestPublic(t *testing.T) {
+	tests := []struct {
+		method, target string
+		want           bool
+	}{
+		{"GET", "/console", true},
+		{"GET", "/console/", true},
+		{"HEAD", "/console/app.js", true},
+		{"POST", "/console/", false},
+		{"GET", "/consoles", false},
+		{"GET", "/admin/console/session", false},
+		{"GET", "/admin/events", false},
+		{"GET", "/metrics", false},
+	}
+	for _, tt := range tests {
+		if got := Public(httptest.NewRequest(tt.method, tt.target, nil)); got != tt.want {
+			t.Errorf("Public(%s %s) = %v, want %v", tt.method, tt.target, got, tt.want)
+		}
 	}
 }

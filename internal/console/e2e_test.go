@@ -157,6 +157,12 @@ func TestConsoleEndToEnd(t *testing.T) {
 		t.Fatalf("chat summary %+v: want every comparison semantic", sum)
 	}
 	b.waitJS(t, fmt.Sprintf(`(document.querySelector('#summary tr[data-route="chat"] .semantic-count') || {}).textContent === '%d'`, sum.Semantic))
+	// The list is read on demand; the feed says there is more to read.
+	b.do(t, chromedp.WaitVisible(chromedp.CSS("#new-records")), chromedp.Click(chromedp.CSS("#new-records")),
+		chromedp.WaitVisible(chromedp.CSS(`table.diffs tbody tr[data-class="semantic"]`)))
+	if n := b.eval(t, `document.querySelectorAll('table.diffs tbody tr').length`); n != float64(40) {
+		t.Errorf("%v records listed, want the 40 comparisons", n)
+	}
 	if b.eval(t, `window.e2eMarker`) != "same page" {
 		t.Error("the diffs page was reloaded to update")
 	}

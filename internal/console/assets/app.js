@@ -239,7 +239,7 @@ const live = {
       this.retry = 1000;
       this.set(true);
       // Whatever changed while disconnected: read everything again.
-      if (S.refresh) S.refresh(topics);
+      if (S.refresh) S.refresh(topics, true);
     } else if (name === 'change') {
       if (S.refresh) S.refresh(topics);
     }
@@ -342,7 +342,12 @@ function overviewPage(main) {
 
 async function loadRoutes() {
   const r = await api('GET', '/admin/routes');
-  if (r.ok) S.routes = r.data.routes || [];
+  if (r.ok) {
+    S.routes = r.data.routes || [];
+    // With a fleet store the answer carries the fleet generation the shares
+    // are at; a change sent with it fails (409) if the fleet moved since.
+    S.generation = r.data.generation;
+  }
   else toast('Routes: ' + r.error, true);
   await loadRollouts();
 }
@@ -370,12 +375,14 @@ async function loadRollouts() {
   S.rollouts = any ? found : (S.rollouts ? {} : false);
 }
 
+// renderFleet shows GET /admin/fleet: {status: this instance's link to the
+// store, fleet: {store, generation, instances}, error} (404: single instance).
 function renderFleet(box) {
   const f = S.fleet;
   const parts = [el('h2', { id: 'fleet-title', text: 'Instances' })];
   if (!f || f.status === 404) {
     parts.push(el('p', { class: 'muted', id: 'single-instance' },
-      'Single instance: this admin listener shows the instance it belongs to (no fleet API here).'));
+      'Single instance: this admin listener shows the instance it belongs to (no fleet store configured).'));
   } else if (f.status === 503) {
     parts.push(el('p', { class: 'warn', role: 'alert' },
       'The fleet store is down: instances keep serving their last state and changes are refused until it returns. (' + f.error + ')'));
@@ -383,30 +390,51 @@ function renderFleet(box) {
     parts.push(el('p', { class: 'error' }, 'Fleet: ' + f.error));
   } else {
     const d = f.data || {};
-    const store = d.store_health !== undefined ? d.store_health : d.store;
-    parts.push(el('p', {}, 'Generation ', el('strong', { text: String(d.generation ?? '–') }),
-      ' · store ', el('strong', { text: typeof store === 'object' ? JSON.stringify(store) : String(store ?? '–') })));
-    const rows = (d.instances || []).map((i) => el('tr', { class: i.lagging ? 'lagging' : '' },
-      el('th', { scope: 'row' }, i.name, i.lagging ? el('span', { class: 'badge bad' }, 'lagging') : ''),
-      el('td', { text: i.version ?? '' }),
-      el('td', { text: String(i.generation ?? '') }),
-      el('td', { text: typeof i.uptime === 'number' ? Math.round(i.uptime) + ' s' : String(i.uptime ?? '') }),
-      el('td', { text: breakersText(i.breakers) }),
-      el('td', { class: 'num', text: String(i.in_flight ?? '') }),
-      el('td', { class: 'num', text: String(i.shadow_queue ?? '') })));
+    const st = d.status || {};
+    const view = d.fleet || d;
+    if (st.healthy === false || d.error) {
+      parts.push(el('p', { class: 'warn', role: 'alert', id: 'store-down' },
+        'The fleet store cannot be reached (' + (st.error || d.error) + '): this instance serves generation ' + (st.generation ?? '–') +
+        ' and changes are refused until the store returns.'));
+    }
+    parts.push(el('p', {}, 'Store ', el('strong', { text: String(view.store ?? st.store ?? '–') }),
+      ' · fleet generation ', el('strong', { text: String(view.generation ?? '–') }),
+      st.instance ? ' · this instance ' : '', st.instance ? el('strong', { text: st.instance + ' at ' + st.generation }) : ''));
+    const rows = (view.instances || []).map((i) => {
+      const name = i.instance || i.name || '';
+      const lagging = i.behind || i.lagging;
+      const up = i.uptime_seconds ?? i.uptime;
+      return el('tr', { class: lagging ? 'lagging' : '', 'data-instance': name },
+        el('th', { scope: 'row' }, name, name === st.instance ? el('span', { class: 'muted small' }, ' (this one)') : '',
+          lagging ? el('span', { class: 'badge bad', title: 'has not applied the fleet generation' }, 'lagging') : ''),
+        el('td', { text: i.version ?? '' }),
+        el('td', { text: String(i.generation ?? '') + (i.source === 'file' ? ' (file)' : '') }),
+        el('td', { text: typeof up === 'number' ? duration(up) : String(up ?? '') }),
+        el('td', { text: breakersText(i.breakers) }),
+        el('td', { class: 'num', text: String(i.in_flight ?? '') }),
+        el('td', { class: 'num', text: String(i.shadow_queue ?? '') }));
+    });
     parts.push(el('table', {},
-      el('thead', {}, el('tr', {}, ['Instance', 'Version', 'Generation', 'Uptime', 'Breakers', 'In flight', 'Shadow queue']
+      el('thead', {}, el('tr', {}, ['Instance', 'Version', 'Generation', 'Uptime', 'Open breakers', 'In flight', 'Shadow queue']
         .map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, rows)));
   }
   box.replaceChildren(...parts);
 }
 
+// duration renders seconds as "3h 05m", "4m 10s" or "12s".
+function duration(sec) {
+  const s = Math.max(0, Math.round(sec));
+  if (s >= 3600) return Math.floor(s / 3600) + 'h ' + String(Math.floor((s % 3600) / 60)).padStart(2, '0') + 'm';
+  if (s >= 60) return Math.floor(s / 60) + 'm ' + String(s % 60).padStart(2, '0') + 's';
+  return s + 's';
+}
+
 function breakersText(b) {
   if (b === undefined || b === null) return '';
   if (typeof b !== 'object') return String(b);
   const open = Object.entries(b).filter(([, v]) => String((v && v.state) || v).includes('open'));
-  return open.length ? open.map(([k, v]) => k + ' ' + ((v && v.state) || v)).join(', ') : 'all closed';
+  return open.length ? open.map(([k, v]) => k + ' ' + ((v && v.state) || v)).join(', ') : 'none';
 }
 
 function breaker(b) {
@@ -513,22 +541,38 @@ function shareDialog(r) {
   };
   input.addEventListener('input', update);
   update();
+  // The change is decided on what this dialog shows: with a fleet, it is
+  // sent with that generation (and refused, 409, if the fleet moved since).
+  const gen = S.generation;
+  const why = reasonInput();
   ask({
     title: 'Set the native share of ' + r.name,
     body: el('div', {},
-      el('label', { for: 'share-input' }, 'Native share (%)'), input, preview,
+      el('label', { for: 'share-input' }, 'Native share (%)'), input, preview, why ? why.nodes : '',
       el('p', { class: 'muted small' }, 'Users are sticky: the same users stay on native as the share grows. Audited as ' + S.actor + '.')),
     confirm: 'Apply',
     onConfirm: async () => {
       const v = parseFloat(input.value);
       if (isNaN(v) || v < 0 || v > 100) return 'The share must be a percentage between 0 and 100.';
-      const res = await api('PUT', '/admin/routes/' + encodeURIComponent(r.name), { native_percent: v });
+      const body = { native_percent: v };
+      if (gen !== undefined) body.generation = gen;
+      if (why && why.input.value.trim()) body.reason = why.input.value.trim();
+      const res = await api('PUT', '/admin/routes/' + encodeURIComponent(r.name), body);
       if (!res.ok) { S.refresh && S.refresh(['routes']); return conflictText(res); }
       reportChange(res.data.result);
       S.refresh && S.refresh(['routes']);
       return '';
     },
   });
+}
+
+// reasonInput is the optional "why" of a change, for the audit log; only the
+// fleet's admin API takes one (it answers GET /admin/routes with a
+// generation), so without a fleet it is null.
+function reasonInput() {
+  if (S.generation === undefined) return null;
+  const input = el('input', { id: 'reason-input', type: 'text', maxlength: '500' });
+  return { input, nodes: [el('label', { for: 'reason-input', class: 'reason-label' }, 'Why (for the audit log, optional)'), input] };
 }
 
 function reportChange(result) {
@@ -541,16 +585,20 @@ function reportChange(result) {
 $('#rollback').addEventListener('click', async () => {
   const r = await api('GET', '/admin/routes');
   const routes = r.ok ? r.data.routes : S.routes;
+  if (r.ok) S.generation = r.data.generation;
   const moving = routes.filter((x) => x.native_bp > 0);
   const body = el('div', {},
     el('p', { class: 'strong' }, 'Every route goes to 0 % native: all users are served by legacy.'),
     moving.length
       ? el('ul', { id: 'rollback-list' }, moving.map((x) => el('li', {}, x.name + ': ' + pct(x.native_bp) + ' of its users move back to legacy')))
       : el('p', { text: 'No route has a native share now: nothing would move.' }));
+  // No generation: a rollback goes through whatever changed meanwhile.
+  const why = reasonInput();
+  if (why) body.append(...why.nodes);
   ask({
     title: 'Roll everything back to legacy?', body, confirm: 'Roll back every route', danger: true,
     onConfirm: async () => {
-      const res = await api('POST', '/admin/rollback');
+      const res = await api('POST', '/admin/rollback', why && why.input.value.trim() ? { reason: why.input.value.trim() } : undefined);
       if (!res.ok) { S.refresh && S.refresh(['routes']); return conflictText(res); }
       reportChange(res.data.result);
       S.refresh && S.refresh(['routes']);
@@ -588,7 +636,11 @@ function diffsPage(main, _arg, q) {
     if (until.value) p.set('until', until.value);
     location.hash = '#/diffs' + (p.toString() ? '?' + p : '');
   });
-  main.append(el('h1', { text: 'Shadow diffs' }), summaryBox, el('h2', { id: 'list-title', text: 'Records' }), form, listBox);
+  // The list is read when asked (reading diff records is audited once the
+  // admin API audits reads); the live feed only says that new ones exist.
+  const newer = el('button', { type: 'button', id: 'new-records', class: 'primary small', 'data-key': 'new-records', hidden: true,
+    onclick: () => load(null, true) }, 'New records: show them');
+  main.append(el('h1', { text: 'Shadow diffs' }), summaryBox, el('h2', { id: 'list-title', text: 'Records' }), form, newer, listBox);
 
   const fillRoutes = () => {
     const names = new Set(S.routes.map((r) => r.name));
@@ -636,25 +688,35 @@ function diffsPage(main, _arg, q) {
     }
     listBox.replaceChildren(...parts);
   };
-  const load = async (topics) => {
-    if (topics && topics.length && !topics.includes('diffs') && !topics.includes('routes')) return;
+  // total is the number of comparisons the summary counts for the filter's
+  // route(s): when it moves, records were added.
+  const total = () => ((S.summary && S.summary.routes) || [])
+    .filter((x) => !q.get('route') || x.route === q.get('route'))
+    .reduce((n, x) => n + x.compared + x.errors, 0);
+  let seen = -1;
+  const load = async (topics, withList) => {
+    if (!withList && topics && topics.length && !topics.includes('diffs') && !topics.includes('routes')) return;
     const [, , r] = await Promise.all([
       S.routes.length ? null : api('GET', '/admin/routes').then((x) => { if (x.ok) S.routes = x.data.routes; }),
       loadSummary(),
-      rows.length > 50 ? null : api('GET', '/admin/diffs?' + params()),
+      withList ? api('GET', '/admin/diffs?' + params()) : null,
     ]);
     if (S.view !== 'diffs') return;
     if (r) {
+      seen = total();
+      show(newer, false);
       if (r.ok) { rows = r.data.records || []; next = r.data.next || ''; } else {
         listBox.replaceChildren(el('p', { class: 'error', role: 'alert', text: 'Diffs: ' + r.error }));
       }
+    } else if (total() !== seen) {
+      show(newer, true);
     }
     if (!routeSel.options.length || routeSel.options.length === 1) fillRoutes();
-    keepFocus(() => { renderSummary(summaryBox); if (!r || r.ok) renderList(); });
+    keepFocus(() => { renderSummary(summaryBox); if (r && r.ok) renderList(); });
   };
   fillRoutes();
   S.refresh = load;
-  load(null);
+  load(null, true);
 }
 
 function renderSummary(box) {
@@ -919,6 +981,28 @@ async function diffPage(main, id) {
 
 // ----- audit -----
 
+// fleetAudit flattens the fleet's audit records ({time, instance, who,
+// remote, action, reason, generation, changes: [{route, old, new}]}, old and
+// new being {share_bp, file_share_bp, rollout}) into one entry per route
+// change, in the local file's shape.
+function fleetAudit(records) {
+  const out = [];
+  for (const rec of records) {
+    const base = { time: rec.time, who: rec.who, instance: rec.instance || rec.remote, action: rec.action, why: rec.reason || rec.why };
+    if (rec.generation !== undefined) base.generation = rec.generation;
+    const changes = Array.isArray(rec.changes) ? rec.changes : [];
+    if (!changes.length) { out.push(Object.assign({}, rec, base)); continue; }
+    for (const c of changes) {
+      const e = Object.assign({}, base, { route: c.route });
+      if (c.old && typeof c.old === 'object') e.old_bp = c.old.share_bp; else if (c.old === null) e.old = 'new route';
+      if (c.new && typeof c.new === 'object') e.new_bp = c.new.share_bp;
+      if (c.new && c.new.rollout) e.rollout = c.new.rollout;
+      out.push(e);
+    }
+  }
+  return out;
+}
+
 function auditPage(main) {
   const box = el('section', { id: 'audit', 'aria-labelledby': 'audit-title' });
   main.append(el('h1', { id: 'audit-title', text: 'Audit log' }), box);
@@ -934,7 +1018,7 @@ function auditPage(main) {
       if (r.ok && !r.data.available) note = r.data.reason;
       else if (r.ok) entries = r.data.entries;
     } else if (r.ok) {
-      entries = Array.isArray(r.data) ? r.data : (r.data.entries || []);
+      entries = fleetAudit(Array.isArray(r.data) ? r.data : (r.data.records || r.data.entries || []));
     }
     if (S.view !== 'audit') return;
     if (!r.ok) { box.replaceChildren(el('p', { class: 'error', role: 'alert', text: 'Audit: ' + conflictText(r) })); return; }
