@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/config"
-	"github.com/cutover/cutover/internal/console"
 )
 
 // Options are the optional parts of a Server.
@@ -137,15 +136,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		IdleTimeout:       cfg.Listen.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	// The web console (internal/console) under /console/ on the admin
-	// listener; its event streams end when the admin server shuts down.
-	con := console.New(console.Options{API: s.Admin, Token: func() string { return rt.Config().Admin.Token },
-		AuditLog: func() string { return rt.Config().Admin.AuditLog }})
-	con.Mount(s.Admin.Echo(), s.Admin.RequireToken)
-	s.asrv.RegisterOnShutdown(con.Close)
 	if cfg.File() != "" {
 		s.watcher = &config.Watcher{Path: cfg.File(), Apply: s.apply, Result: s.reloaded}
 	}
+	s.mountConsole()
 	return s, nil
 }
 
