@@ -401,9 +401,12 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 	if err := os.WriteFile(a.config, []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// u and v tell 35 % from the share before, whichever it was: u is
+	// legacy at 35 % and native at 40 %; v is native at 35 % and legacy
+	// at any share up to its bucket (the share before, when it was below).
+	u := userBetween(t, 3500, 4000)
+	v := userBetween(t, min(storeShare, 3000), 3500)
 	eventuallyFleet(t, "every instance routes by the file's 35 %", func() bool {
-		u := userBetween(t, 3500, 4000) // legacy at 35 %, native at 40 %
-		v := userBetween(t, 0, 3000)    // native at 30 % or more
 		for _, p := range all {
 			if p.served(t, c, "/health", u) != "legacy" || p.served(t, c, "/health", v) != "native" {
 				return false
