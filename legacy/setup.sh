@@ -14,6 +14,8 @@ command -v redis-server >/dev/null || pkgs+=(redis-server)
 # byte-for-byte like CPython's zlib (CGO_ENABLED=0 builds fall back to Go's zlib).
 command -v gcc >/dev/null || pkgs+=(gcc)
 [ -f /usr/include/zlib.h ] || pkgs+=(zlib1g-dev)
+# deploy/'s tests run promtool on the alert rules and a real Prometheus server against cutover.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || pkgs+=(prometheus)
 if [ "${CUTOVER_BENCH_TOOLS:-}" = 1 ]; then
   command -v wrk >/dev/null || pkgs+=(wrk)
   command -v hey >/dev/null || pkgs+=(hey)
