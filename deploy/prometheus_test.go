@@ -459,7 +459,8 @@ func writeRecord(t *testing.T, path string, d dashboard, results map[string][]sa
 	fmt.Fprintf(&b, "# %s: every panel's data from a real Prometheus\n\n", d.Title)
 	b.WriteString("Written by `go test ./deploy -run TestDashboardQueriesAgainstRealPrometheus -record FILE`: Debian's Prometheus\n" +
 		"scraping `cutover serve` (real gunicorn, Redis, the Bedrock stub) every second under the test's traffic and faults;\n" +
-		"each query instant, `$route` = All, `$__rate_interval` = " + rateInterval + ". At most 8 series per query.\n")
+		"each query instant, at the moment every query first had data; `$route` = All, `$__rate_interval` = " + rateInterval +
+		".\nAt most 8 series per query, largest first.\n")
 	for _, p := range d.allPanels() {
 		if p.Type == "row" {
 			fmt.Fprintf(&b, "\n## %s\n", p.Title)
@@ -468,7 +469,12 @@ func writeRecord(t *testing.T, path string, d dashboard, results map[string][]sa
 		fmt.Fprintf(&b, "\n### %s\n\n| series | value |\n|---|---|\n", p.Title)
 		for _, tg := range p.Targets {
 			got := results["panel "+p.Title+" "+tg.RefID]
-			sort.Slice(got, func(i, j int) bool { return legend(tg.LegendFormat, got[i]) < legend(tg.LegendFormat, got[j]) })
+			sort.Slice(got, func(i, j int) bool { // largest first, NaN last
+				if vi, vj := got[i].value, got[j].value; vi != vj && !(math.IsNaN(vi) && math.IsNaN(vj)) {
+					return vi > vj || math.IsNaN(vj)
+				}
+				return legend(tg.LegendFormat, got[i]) < legend(tg.LegendFormat, got[j])
+			})
 			for i, s := range got {
 				if i == 8 {
 					fmt.Fprintf(&b, "| … %d more | |\n", len(got)-8)
