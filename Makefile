@@ -6,7 +6,7 @@ export PYTHONPATH := $(CURDIR)/.pydeps
 export GOFLAGS ?= -buildvcs=false
 BIN := $(CURDIR)/bin
 
-.PHONY: setup build test test-go test-nocgo test-legacy fuzz demo bench soak clean
+.PHONY: setup build test test-go test-nocgo test-legacy test-stress fuzz demo bench soak clean
 
 setup:
 	@./legacy/setup.sh
@@ -27,6 +27,21 @@ test-legacy:
 
 test-go:
 	$(GO) test -count=1 -timeout 10m ./...
+
+# The Go suite under CPU contention: two busy loops hog both cores while every
+# test runs STRESS_COUNT times at GOMAXPROCS 1 and 2. A test that passes here
+# does not depend on the machine's speed. The hogs are started and killed by
+# this target and bounded by STRESS_TIMEOUT like the run itself.
+STRESS_COUNT ?= 3
+STRESS_CPU ?= 1,2
+STRESS_PKGS ?= ./...
+STRESS_TIMEOUT ?= 60m
+test-stress: setup build
+	@set -e; hogs=""; \
+	for i in 1 2; do timeout $(STRESS_TIMEOUT) sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
+	trap 'kill $$hogs 2>/dev/null || true' EXIT INT TERM; \
+	echo "test-stress: 2 CPU hogs ($$hogs), -count=$(STRESS_COUNT) -cpu $(STRESS_CPU) $(STRESS_PKGS)"; \
+	$(GO) test -count=$(STRESS_COUNT) -cpu $(STRESS_CPU) -timeout $(STRESS_TIMEOUT) $(STRESS_PKGS)
 
 # The Dockerfile builds with CGO_ENABLED=0, where compat compresses large
 # sessions with Go's zlib: compat (Flask opens every Go cookie) and the

@@ -1,6 +1,7 @@
 package compat_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,4 +65,25 @@ func Example() {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// Porting a handler that reads request.get_json(), with Flask's error
+// answers for a body that is not JSON, and the description Flask shows in
+// debug mode.
+func ExampleGetJSON() {
+	for _, body := range []string{`{"message": "hi", "n": 1.0}`, `{"message": `} {
+		r := httptest.NewRequest("POST", "/chat", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		v, err := compat.GetJSON(r)
+		var he *compat.HTTPError
+		if errors.As(err, &he) {
+			fmt.Println(he.Code, compat.DebugDescription(he.Err) != "")
+			continue
+		}
+		out, _ := compat.Marshal(v)
+		fmt.Println(string(out))
+	}
+	// Output:
+	// {"message":"hi","n":1.0}
+	// 400 true
 }

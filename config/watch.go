@@ -85,7 +85,9 @@ func (w *Watcher) report(err error) {
 }
 
 // Run watches the file's directory (so editors' rename-over writes and
-// Kubernetes ConfigMap symlink swaps are seen) until ctx is done.
+// Kubernetes ConfigMap symlink swaps are seen) until ctx is done. It first
+// reloads the file if it differs from the last one applied, so no change is
+// lost between the caller's load and the watch's start.
 func (w *Watcher) Run(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -99,6 +101,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err := fw.Add(filepath.Dir(abs)); err != nil {
 		return fmt.Errorf("watch config: %w", err)
 	}
+	// A change written after the caller's load but before the watch began
+	// sends no event we can see: compare the file once now (a no-op when it
+	// is what Prime recorded).
+	_ = w.Reload(false) // reported through Result
 	debounce := w.Debounce
 	if debounce <= 0 {
 		debounce = 100 * time.Millisecond

@@ -20,7 +20,7 @@ import (
 // defaults.
 type Config struct {
 	// ModelID is BEDROCK_MODEL_ID, the model used when a request names none.
-	// Empty means DefaultModelID. It must be one of ModelIDs().
+	// Empty means DefaultModelID. It must be one the legacy app accepts (GET /models).
 	ModelID string
 	// SystemPrompt is SYSTEM_PROMPT. Empty means DefaultSystemPrompt.
 	SystemPrompt string

@@ -54,9 +54,6 @@ func modelIDs() []string {
 	return ids
 }
 
-// ModelIDs returns the model ids the legacy app accepts, in its order.
-func ModelIDs() []string { return modelIDs() }
-
 func (a *App) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, compat.Object{{Key: "status", Value: "ok"}})
 }

@@ -27,7 +27,7 @@ type RouteInfo struct {
 	Replayable    bool               `json:"replayable"`
 	Breaker       config.Breaker     `json:"breaker"`
 	Shadow        config.RouteShadow `json:"shadow"`
-	// Status is live state added by decorators (breaker states, shadow
+	// Status is live state added by the pipeline's stages (breaker states, shadow
 	// counters) through Admin.RouteStatus; absent when none.
 	Status any `json:"status,omitempty"`
 }

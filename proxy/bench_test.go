@@ -71,7 +71,11 @@ func BenchmarkDecide(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt, err := NewRouter(cfg, RouterOptions{Legacy: http.NotFoundHandler(), Native: newFakeNative("get_conversation")})
+	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: newFakeNative("get_conversation")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sony/gobreaker/v2"
 
 	"github.com/cutover/cutover/config"
 )
@@ -28,7 +27,8 @@ const LegacyBreakerRoute = "_legacy"
 
 // Breakers are the circuit breakers of a proxy: for each route one around
 // its legacy round trip and one around its native handler, plus one around
-// legacy as a whole. They are gobreaker TwoStepCircuitBreakers configured
+// legacy as a whole. They are two-step circuits (circuit.go: gobreaker's
+// semantics on the clock the breakers are given) configured
 // from the config in force (route.breaker and legacy_breaker) and created
 // lazily; a reload that changes a route's breaker settings replaces its
 // breakers (state starts closed), any other reload keeps them and their
@@ -42,12 +42,15 @@ const LegacyBreakerRoute = "_legacy"
 // application errors (a Bedrock outage answered 502) do not take healthy
 // routes down. A request whose client went away counts neither way.
 //
-// Build with NewBreakers, decorate the legacy transport with Transport and
-// the dispatcher with Wrap, then Attach the Router before serving. Safe for
-// concurrent use; no goroutines or timers.
+// Build with NewBreakers; the fallback stage (fallback.go) asks them before
+// each backend call and reports how it went (gobreaker's two steps, Allow
+// then done). Safe for concurrent use; no goroutines or timers.
 type Breakers struct {
-	log *slog.Logger
-	rt  *Router // set by Attach
+	log       *slog.Logger
+	config    func() *config.Config
+	hasNative func(route string) bool
+	rollback  func(route string) (ChangeResult, error)
+	now       func() time.Time
 
 	state       *prometheus.GaugeVec   // route, backend
 	transitions *prometheus.CounterVec // route, backend, from, to
@@ -72,13 +75,40 @@ type legacyEntry struct {
 	b        *breaker // nil when legacy_breaker.disabled
 }
 
-// NewBreakers builds an empty breaker set logging to log (nil means slog.Default()).
-func NewBreakers(log *slog.Logger) *Breakers {
+// BreakerOptions are what the breakers are given when built.
+type BreakerOptions struct {
+	// Config returns the config in force (route.breaker, legacy_breaker,
+	// override.fallback, native.max_content_length). Nil means the zero
+	// config: every breaker with its defaults.
+	Config func() *config.Config
+	// HasNative reports whether a route has a native handler to fall back
+	// to. Nil means none has.
+	HasNative func(route string) bool
+	// Rollback sets a route's share to 0 % when its native breaker trips
+	// and the route has breaker.auto_rollback. Nil means no auto rollback.
+	Rollback func(route string) (ChangeResult, error)
+	// Registerer receives the breaker metrics. Nil means they are not
+	// registered.
+	Registerer prometheus.Registerer
+	// Logger receives state changes. Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock of the breakers (open timeouts, intervals,
+	// Retry-After, transition times). Nil means time.Now.
+	Now func() time.Time
+}
+
+// NewBreakers builds an empty breaker set.
+func NewBreakers(opts BreakerOptions) *Breakers {
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	b := &Breakers{
-		log: log,
+		log:       log,
+		config:    opts.Config,
+		hasNative: opts.HasNative,
+		rollback:  opts.Rollback,
+		now:       opts.Now,
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cutover_breaker_state", Help: "Circuit breaker state by route and backend (0 closed, 1 half-open, 2 open); route _legacy is legacy as a whole.",
 		}, []string{"route", "backend"}),
@@ -92,17 +122,21 @@ func NewBreakers(log *slog.Logger) *Breakers {
 			Name: "cutover_breaker_rejected_total", Help: "Requests answered 503 with Retry-After because no backend was available, by route.",
 		}, []string{"route"}),
 	}
+	if b.config == nil {
+		b.config = func() *config.Config { return nil }
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.hasNative == nil {
+		b.hasNative = func(string) bool { return false }
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(b.state, b.transitions, b.fallbacks, b.rejected)
+	}
 	empty := map[string]*routeBreakers{}
 	b.routes.Store(&empty)
 	return b
-}
-
-// Attach connects the breakers to the router they serve: its config, its
-// metrics registry, its share changes (auto rollback). Call it once, before
-// serving.
-func (b *Breakers) Attach(rt *Router) {
-	b.rt = rt
-	rt.Metrics().Registry.MustRegister(b.state, b.transitions, b.fallbacks, b.rejected)
 }
 
 // forRoute returns the breakers of the route rc (nil for unmatched requests).
@@ -143,10 +177,7 @@ func (b *Breakers) forRoute(rc *config.Route) *routeBreakers {
 // global returns the breaker guarding legacy as a whole, nil when
 // legacy_breaker.disabled.
 func (b *Breakers) global() *breaker {
-	var cfg *config.Config
-	if b.rt != nil {
-		cfg = b.rt.Config()
-	}
+	cfg := b.config()
 	if e := b.legacy.Load(); e != nil && e.cfg == cfg {
 		return e.b
 	}
@@ -183,9 +214,9 @@ func sameSettings(x, y config.Breaker) bool {
 	return reflect.DeepEqual(x, y) && slices.Equal(fx, fy)
 }
 
-// breaker is one gobreaker breaker with its failure classification.
+// breaker is one circuit with its failure classification.
 type breaker struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb       *circuit
 	settings config.Breaker
 	route    string
 	backend  Backend
@@ -193,7 +224,7 @@ type breaker struct {
 	fail     [100]bool
 	openedAt atomic.Int64 // unix nanoseconds of the last trip
 	// tripped is set when the breaker opens and taken by the request that
-	// tripped it (auto rollback runs there, outside gobreaker's lock).
+	// tripped it (auto rollback runs there, outside the circuit's lock).
 	tripped atomic.Bool
 
 	mu     sync.Mutex // guards recent and nTrans
@@ -211,9 +242,9 @@ type BreakerTransition struct {
 	To   string    `json:"to"`
 }
 
-// record keeps a transition in the bounded ring. It runs under gobreaker's
-// lock (OnStateChange), so it never calls back into the breaker.
-func (br *breaker) record(at time.Time, from, to gobreaker.State) {
+// record keeps a transition in the bounded ring. It runs under the
+// circuit's lock (onStateChange), so it never calls back into the breaker.
+func (br *breaker) record(at time.Time, from, to circuitState) {
 	br.mu.Lock()
 	br.recent[br.nTrans%maxTransitions] = BreakerTransition{At: at.UTC(), From: from.String(), To: to.String()}
 	br.nTrans++
@@ -254,29 +285,28 @@ func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, g
 	labels := prometheus.Labels{"route": route, "backend": backend.String()}
 	gauge := b.state.With(labels)
 	gauge.Set(0)
-	br.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        route + "/" + backend.String(),
-		MaxRequests: s.HalfOpenRequests,
-		Interval:    s.Interval,
-		Timeout:     s.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
+	br.cb = newCircuit(circuitSettings{
+		maxRequests: s.HalfOpenRequests,
+		interval:    s.Interval,
+		timeout:     s.OpenTimeout,
+		now:         b.now,
+		readyToTrip: func(c counts) bool {
 			if c.ConsecutiveFailures >= consecutive {
 				return true
 			}
 			return ratio > 0 && c.Requests >= minReq && float64(c.TotalFailures) >= ratio*float64(c.Requests)
 		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			now := time.Now()
-			if to == gobreaker.StateOpen {
+		isExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
+		onStateChange: func(from, to circuitState, now time.Time) {
+			if to == stateOpen {
 				br.openedAt.Store(now.UnixNano())
 				br.tripped.Store(true)
 			}
 			br.record(now, from, to)
-			gauge.Set(float64(stateValue(to)))
+			gauge.Set(float64(to))
 			b.transitions.WithLabelValues(route, backend.String(), from.String(), to.String()).Inc()
 			level := slog.LevelInfo
-			if to == gobreaker.StateOpen {
+			if to == stateOpen {
 				level = slog.LevelWarn
 			}
 			b.log.Log(context.Background(), level, "breaker state changed", "route", route, "backend", backend.String(),
@@ -286,17 +316,7 @@ func (b *Breakers) newBreaker(route string, backend Backend, s config.Breaker, g
 	return br
 }
 
-func stateValue(s gobreaker.State) int {
-	switch s {
-	case gobreaker.StateHalfOpen:
-		return 1
-	case gobreaker.StateOpen:
-		return 2
-	}
-	return 0
-}
-
-// Outcomes reported to gobreaker: nil is a success.
+// Outcomes reported to a circuit: nil is a success.
 var (
 	// errNotCounted: the client went away, or the attempt never ran.
 	errNotCounted = errors.New("not counted")
@@ -336,7 +356,7 @@ func (br *breaker) allow() (func(error), error) {
 	if br == nil {
 		return func(error) {}, nil
 	}
-	done, err := br.cb.Allow()
+	done, err := br.cb.allow()
 	if err != nil {
 		return nil, fmt.Errorf("%s breaker of route %q: %w (%w)", br.backend, br.route, ErrBreakerOpen, err)
 	}
@@ -345,7 +365,7 @@ func (br *breaker) allow() (func(error), error) {
 
 // retryAfter is the time until the breaker lets probes through, at least 1s.
 func (br *breaker) retryAfter(now time.Time) time.Duration {
-	if br == nil || br.cb.State() != gobreaker.StateOpen {
+	if br == nil || br.cb.currentState() != stateOpen {
 		return time.Second
 	}
 	left := time.Unix(0, br.openedAt.Load()).Add(br.settings.OpenTimeout).Sub(now)
@@ -353,7 +373,7 @@ func (br *breaker) retryAfter(now time.Time) time.Duration {
 }
 
 // open reports whether the breaker refuses requests right now.
-func (br *breaker) open() bool { return br != nil && br.cb.State() == gobreaker.StateOpen }
+func (br *breaker) open() bool { return br != nil && br.cb.currentState() == stateOpen }
 
 // BreakerStatus is one breaker as the admin API shows it.
 type BreakerStatus struct {
@@ -375,8 +395,8 @@ func (br *breaker) status() *BreakerStatus {
 	if br == nil {
 		return nil
 	}
-	c := br.cb.Counts()
-	s := &BreakerStatus{State: br.cb.State().String(), Requests: c.Requests, TotalFailures: c.TotalFailures,
+	c := br.cb.counts()
+	s := &BreakerStatus{State: br.cb.currentState().String(), Requests: c.Requests, TotalFailures: c.TotalFailures,
 		ConsecutiveFailures: c.ConsecutiveFailures, ConsecutiveSuccesses: c.ConsecutiveSuccesses}
 	if at := br.openedAt.Load(); at != 0 {
 		s.OpenedAt = time.Unix(0, at).UTC()
@@ -400,8 +420,8 @@ type RouteBreakerStatus struct {
 // Status returns the breakers of the named route, for GET /admin/routes.
 func (b *Breakers) Status(route string) RouteBreakerStatus {
 	var s RouteBreakerStatus
-	if b.rt != nil {
-		if rc := b.rt.Config().Route(route); rc != nil {
+	if cfg := b.config(); cfg != nil {
+		if rc := cfg.Route(route); rc != nil {
 			if e := b.forRoute(rc); e != nil {
 				s.Legacy, s.Native = e.legacy.status(), e.native.status()
 			}
@@ -411,16 +431,15 @@ func (b *Breakers) Status(route string) RouteBreakerStatus {
 	return s
 }
 
-// legacyTicket carries the breakers' permission for one legacy round trip
-// from the dispatcher (which decides whether legacy may be asked at all) to
-// the transport (which sees how the round trip went).
+// legacyTicket is the breakers' permission for one legacy round trip:
+// the fallback stage gets it (Allow) and hands it to the legacy backend,
+// which reports the trip (done) when the response header arrives or the
+// round trip fails.
 type legacyTicket struct {
 	global, route         *breaker
 	doneGlobal, doneRoute func(error)
-	finished              atomic.Bool
+	finished              bool
 }
-
-type ticketKey struct{}
 
 // admitLegacy asks the legacy-wide breaker and the route's legacy breaker
 // (rb may be nil) to let a request through.
@@ -442,7 +461,7 @@ func (b *Breakers) admitLegacy(rb *routeBreakers) (*legacyTicket, error) {
 
 // legacyRetryAfter is how long until legacy may be asked again for rb.
 func (b *Breakers) legacyRetryAfter(rb *routeBreakers) time.Duration {
-	now := time.Now()
+	now := b.now()
 	d := b.global().retryAfter(now)
 	if rb != nil {
 		d = max(d, rb.legacy.retryAfter(now))
@@ -450,48 +469,15 @@ func (b *Breakers) legacyRetryAfter(rb *routeBreakers) time.Duration {
 	return d
 }
 
-// finish reports the round trip's outcome to the breakers, once.
+// finish reports the round trip's outcome to the breakers, once. A nil
+// ticket (no breakers) does nothing. It runs in the request's goroutine.
 func (t *legacyTicket) finish(r *http.Request, status int, err error) {
-	if t == nil || !t.finished.CompareAndSwap(false, true) {
+	if t == nil || t.finished {
 		return
 	}
+	t.finished = true
 	t.doneGlobal(t.global.outcome(r, status, err))
 	if t.doneRoute != nil {
 		t.doneRoute(t.route.outcome(r, status, err))
 	}
-}
-
-// breakerTransport reports each legacy round trip to the breakers. Requests
-// that reach it without a ticket (not through the fallback dispatcher) are
-// guarded by the legacy-wide breaker here.
-type breakerTransport struct {
-	b    *Breakers
-	next http.RoundTripper
-}
-
-var _ http.RoundTripper = (*breakerTransport)(nil)
-
-// Transport decorates the legacy transport with the breakers.
-func (b *Breakers) Transport(next http.RoundTripper) http.RoundTripper {
-	return &breakerTransport{b: b, next: next}
-}
-
-func (bt *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t, _ := req.Context().Value(ticketKey{}).(*legacyTicket)
-	if t == nil {
-		var err error
-		if t, err = bt.b.admitLegacy(nil); err != nil {
-			if req.Body != nil {
-				_ = req.Body.Close()
-			}
-			return nil, err
-		}
-	}
-	resp, err := bt.next.RoundTrip(req)
-	status := 0
-	if resp != nil {
-		status = resp.StatusCode
-	}
-	t.finish(req, status, err)
-	return resp, err
 }

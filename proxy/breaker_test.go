@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
 )
@@ -143,15 +141,22 @@ type breakerEnv struct {
 	native *modeNative
 	c      *http.Client
 	audit  string
+	clock  *testClock // the breakers' clock: open_timeout passes when the test says
 }
+
+// openTimeout is breakerConfig's open_timeout; pastOpenTimeout moves the
+// breakers' clock beyond it.
+const openTimeout = 300 * time.Millisecond
+
+func (e *breakerEnv) pastOpenTimeout() { e.clock.Add(openTimeout + time.Millisecond) }
 
 func startBreakerEnv(t *testing.T) *breakerEnv {
 	t.Helper()
-	e := &breakerEnv{legacy: &failingLegacy{}, native: &modeNative{}, c: newClient(t)}
+	e := &breakerEnv{legacy: &failingLegacy{}, native: &modeNative{}, c: newClient(t), clock: newTestClock()}
 	ls := newBackend(t, e.legacy)
 	e.lsrv = ls
 	e.audit = filepath.Join(t.TempDir(), "audit.jsonl")
-	e.ts = startServer(t, breakerConfig(ls.URL, e.audit), e.native)
+	e.ts = startServerClock(t, breakerConfig(ls.URL, e.audit), e.native, e.clock.Now)
 	return e
 }
 
@@ -221,7 +226,10 @@ func TestNativeFailureFallsBackThenBreakerTripsAndRecovers(t *testing.T) {
 		t.Errorf("no state change log:\n%s", e.ts.Logs.String())
 	}
 	// After open_timeout one probe goes to native; its success closes the breaker.
-	waitFor(t, func() bool { return e.state("models", Native) == "half-open" })
+	e.pastOpenTimeout()
+	if s := e.state("models", Native); s != "half-open" {
+		t.Fatalf("breaker %s past open_timeout, want half-open", s)
+	}
 	resp, body = e.do(t, "GET", "/models", "", "")
 	if resp.StatusCode != 200 || servedBy(resp) != "native" || decodeSeen(t, body).Backend != "native" {
 		t.Fatalf("probe: %d served by %q", resp.StatusCode, servedBy(resp))
@@ -236,7 +244,10 @@ func TestFailedProbeReopens(t *testing.T) {
 	for range 3 {
 		e.do(t, "GET", "/models", "", "500")
 	}
-	waitFor(t, func() bool { return e.state("models", Native) == "half-open" })
+	e.pastOpenTimeout()
+	if s := e.state("models", Native); s != "half-open" {
+		t.Fatalf("breaker %s past open_timeout, want half-open", s)
+	}
 	resp, _ := e.do(t, "GET", "/models", "", "500")
 	if resp.StatusCode != 200 || servedBy(resp) != "legacy" {
 		t.Fatalf("failed probe: %d served by %q, want the legacy answer", resp.StatusCode, servedBy(resp))
@@ -378,7 +389,10 @@ func TestLegacyBreakerOpen(t *testing.T) {
 	}
 	// Legacy recovers: after open_timeout the probe closes the breakers.
 	e.legacy.failing.Store(false)
-	waitFor(t, func() bool { return e.state("health", Legacy) == "half-open" })
+	e.pastOpenTimeout()
+	if s := e.state("health", Legacy); s != "half-open" {
+		t.Fatalf("breaker %s past open_timeout, want half-open", s)
+	}
 	resp, _ = e.do(t, "GET", "/health", "", "")
 	if resp.StatusCode != 200 || e.state("health", Legacy) != "closed" {
 		t.Fatalf("after recovery: %d, breaker %s", resp.StatusCode, e.state("health", Legacy))
@@ -484,20 +498,20 @@ func TestReloadKeepsOrResetsBreakers(t *testing.T) {
 	}
 }
 
-func TestReplaySafe(t *testing.T) {
+func TestSafeMethod(t *testing.T) {
 	tests := []struct {
 		give string
 		want bool
 	}{{"GET", true}, {"HEAD", true}, {"OPTIONS", true}, {"TRACE", true}, {"POST", false}, {"DELETE", false}, {"PUT", false}, {"PATCH", false}}
 	for _, tt := range tests {
-		if got := replaySafe(tt.give); got != tt.want {
-			t.Errorf("replaySafe(%s) = %v", tt.give, got)
+		if got := safeMethod(tt.give); got != tt.want {
+			t.Errorf("safeMethod(%s) = %v", tt.give, got)
 		}
 	}
 }
 
 func TestBreakerSettings(t *testing.T) {
-	b := NewBreakers(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := NewBreakers(BreakerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Run("failure ratio over min_requests", func(t *testing.T) {
 		br := b.newBreaker("r", Native, config.Breaker{ConsecutiveFailures: 100, FailureRatio: 0.5, MinRequests: 4,
 			Interval: time.Minute, OpenTimeout: time.Minute, HalfOpenRequests: 1}, false)
@@ -523,25 +537,37 @@ func TestBreakerSettings(t *testing.T) {
 		}
 	})
 	t.Run("half-open probes", func(t *testing.T) {
+		clock := newTestClock()
+		b := NewBreakers(BreakerOptions{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		br := b.newBreaker("r2", Native, config.Breaker{ConsecutiveFailures: 1, Interval: time.Minute,
-			OpenTimeout: 30 * time.Millisecond, HalfOpenRequests: 2}, false)
+			OpenTimeout: 30 * time.Second, HalfOpenRequests: 2}, false)
 		done, _ := br.allow()
 		done(errTimeout)
 		if !br.open() {
 			t.Fatal("not open after one failure")
 		}
-		waitFor(t, func() bool { return br.cb.State().String() == "half-open" })
+		if got := br.retryAfter(clock.Now()); got != 30*time.Second {
+			t.Errorf("Retry-After %v right after the trip, want 30s", got)
+		}
+		clock.Add(30 * time.Second)
+		if !br.open() {
+			t.Fatal("half-open at open_timeout, before it passed")
+		}
+		clock.Add(time.Millisecond)
+		if s := br.cb.currentState(); s != stateHalfOpen {
+			t.Fatalf("%s past open_timeout, want half-open", s)
+		}
 		d1, err1 := br.allow()
 		d2, err2 := br.allow()
 		if _, err3 := br.allow(); err1 != nil || err2 != nil || !errors.Is(err3, ErrBreakerOpen) {
 			t.Fatalf("half-open admitted: %v %v, a third: %v", err1, err2, err3)
 		}
 		d1(nil)
-		if br.cb.State().String() != "half-open" {
+		if br.cb.currentState().String() != "half-open" {
 			t.Fatal("closed after one of two probes")
 		}
 		d2(nil)
-		if br.cb.State().String() != "closed" {
+		if br.cb.currentState().String() != "closed" {
 			t.Fatal("not closed after two successful probes")
 		}
 	})
@@ -552,8 +578,8 @@ func TestBreakerSettings(t *testing.T) {
 		r, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
 		done, _ := br.allow()
 		done(br.outcome(r, 0, context.Canceled))
-		if br.open() || br.cb.Counts().TotalFailures != 0 {
-			t.Fatalf("a cancelled request counted: %+v", br.cb.Counts())
+		if br.open() || br.cb.counts().TotalFailures != 0 {
+			t.Fatalf("a cancelled request counted: %+v", br.cb.counts())
 		}
 	})
 	t.Run("legacy-wide counts transport errors only by default", func(t *testing.T) {
@@ -595,11 +621,14 @@ func TestAdminRoutesShowTransitions(t *testing.T) {
 	if st := routeStatus(); st.Native == nil || len(st.Native.Transitions) != 0 || st.Native.TransitionsTotal != 0 {
 		t.Fatalf("fresh breaker: %+v", st.Native)
 	}
-	start := time.Now().UTC()
+	start := e.clock.Now().UTC()
 	for range 3 {
 		e.do(t, "GET", "/models", "", "500")
 	}
-	waitFor(t, func() bool { return e.state("models", Native) == "half-open" })
+	e.pastOpenTimeout()
+	if s := e.state("models", Native); s != "half-open" {
+		t.Fatalf("breaker %s past open_timeout, want half-open", s)
+	}
 	if resp, _ := e.do(t, "GET", "/models", "", ""); servedBy(resp) != "native" {
 		t.Fatalf("probe served by %q", servedBy(resp))
 	}
@@ -613,7 +642,7 @@ func TestAdminRoutesShowTransitions(t *testing.T) {
 	if len(got) != len(want) || st.Native.TransitionsTotal != len(want) {
 		t.Fatalf("transitions %v (total %d), want %v", got, st.Native.TransitionsTotal, want)
 	}
-	prev := start.Add(-time.Second) // clock granularity
+	prev := start
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("transition %d: %v, want %v", i, got[i], want[i])
@@ -635,8 +664,8 @@ func TestAdminRoutesShowTransitions(t *testing.T) {
 // A breaker keeps only its last maxTransitions transitions, oldest first,
 // and counts them all.
 func TestBreakerTransitionsBounded(t *testing.T) {
-	br := NewBreakers(nil).newBreaker("r", Native, config.Breaker{}, false)
-	states := []gobreaker.State{gobreaker.StateClosed, gobreaker.StateOpen, gobreaker.StateHalfOpen}
+	br := NewBreakers(BreakerOptions{}).newBreaker("r", Native, config.Breaker{}, false)
+	states := []circuitState{stateClosed, stateOpen, stateHalfOpen}
 	base := time.Unix(1_800_000_000, 0)
 	for i := range 25 {
 		br.record(base.Add(time.Duration(i)*time.Second), states[i%3], states[(i+1)%3])

@@ -63,10 +63,12 @@ func (r Reason) String() string {
 // UnmatchedRoute is the route label of requests that match no route.
 const UnmatchedRoute = "_unmatched"
 
-// Decision is the routing outcome for one request, handed to the
-// Dispatcher. Decorators (breakers, fallback, shadowing) read it and may set
-// Served and Fallback; the access log and metrics report what they say when
-// the request ends. A Decision is only valid during the request.
+// Decision is one request's record, owned by the Router: the facts computed
+// once when the request arrives (route, backend, identity key, bucket, method
+// safety, the one bounded body buffer), then the outcome the stages report
+// as the request goes down the pipeline (Served, Fallback, Err). The Router
+// logs and counts what it says when the request ends. A Decision is pooled:
+// it is only valid during the request.
 type Decision struct {
 	// Route is the matched route's name, or UnmatchedRoute.
 	Route string
@@ -76,24 +78,46 @@ type Decision struct {
 	Reason Reason
 	// Bucket is the sticky bucket in [0, 10000), or -1 when none was computed.
 	Bucket int
-	// Source is the identity source that produced the bucket ("" if none).
+	// Key is the request's identity (the first source of the route that
+	// yielded a value), computed when routing or shadow sampling needs it;
+	// "" when none was found or none was needed.
+	Key string
+	// Source is the identity source that produced Key ("" if none).
 	Source string
+	// Safe reports whether the method only reads (GET, HEAD, OPTIONS,
+	// TRACE): such a request may be replayed on another backend and
+	// shadowed to the production side.
+	Safe bool
 	// Match is the compat route match (zero when unmatched).
 	Match compat.Match
 	// Config is the matched route's configuration (nil when unmatched).
 	// It belongs to the config snapshot in force: read only.
 	Config *config.Route
+
 	// Served is the backend that actually answered; it starts as Backend and
-	// a fallback decorator changes it.
+	// the fallback stage changes it.
 	Served Backend
 	// Fallback, when not empty, names why another backend than Backend served
 	// (e.g. "breaker_open", "native_5xx").
 	Fallback string
-	// Err is the transport error of the round trip, if any (see StatusFor).
+	// Err is the error of the backend call, if any; the Router maps it to
+	// the logged status (StatusFor).
 	Err error
+
+	rte  *route      // the compiled route (nil when unmatched)
+	body requestBody // the one bounded buffer of the request body
 }
 
 func (d *Decision) reset() { *d = Decision{Bucket: -1} }
+
+// safeMethod reports whether m only reads.
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
 
 // Buckets is the number of sticky buckets; a share in basis points selects
 // the buckets below it.
@@ -113,17 +137,32 @@ func Bucket(seed uint64, key string) int {
 // Seed derives a route's hash seed from its salt.
 func Seed(salt string) uint64 { return xxhash.Sum64String("cutover-route:" + salt) }
 
-// Dispatcher serves a request whose backend has been decided. Breakers,
-// fallback and shadowing are Dispatcher decorators.
+// Sampling (a route's shadow.rate_bp and shadow.noise_rate) uses Bucket too,
+// under seeds of its own derived from the route's salt, so the keys a route
+// shadows are independent of the keys it routes to native, and raising a
+// rate only adds keys. These two seeds and Seed are the only hash seeds.
+func shadowSeed(salt string) uint64 { return xxhash.Sum64String("cutover-shadow:" + salt) }
+
+func noiseSeed(salt string) uint64 { return xxhash.Sum64String("cutover-noise:" + salt) }
+
+// sampled reports whether key falls in the first rateBP of Buckets under
+// seed: none at 0 or below, all at Buckets or above.
+func sampled(seed uint64, key string, rateBP int) bool {
+	switch {
+	case rateBP <= 0:
+		return false
+	case rateBP >= Buckets:
+		return true
+	}
+	return Bucket(seed, key) < rateBP
+}
+
+// Dispatcher is a stage of the pipeline: it serves a request whose backend
+// has been decided, reporting its outcome in d. The stages are built once,
+// in newPipeline (pipeline.go); each holds only the stage inside it.
 type Dispatcher interface {
 	Dispatch(w http.ResponseWriter, r *http.Request, d *Decision)
 }
-
-// DispatcherFunc adapts a function to Dispatcher.
-type DispatcherFunc func(w http.ResponseWriter, r *http.Request, d *Decision)
-
-// Dispatch calls f.
-func (f DispatcherFunc) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) { f(w, r, d) }
 
 // NativeApp is what the proxy needs of the native handlers: an http.Handler
 // serving the legacy endpoints, and the names of those it implements.
@@ -133,19 +172,28 @@ type NativeApp interface {
 	Endpoints() []string
 }
 
-// backends is the base Dispatcher: it sends the request to the decided backend.
+// backends is the innermost stage: the legacy reverse proxy and the native
+// app. The fallback stage calls serveLegacy and serveNative itself; Dispatch
+// serves a Router built without breakers (NewRouter alone).
 type backends struct {
-	legacy http.Handler
-	native http.Handler
+	legacy *Passthrough
+	native http.Handler // nil when there are no native handlers
 }
 
 var _ Dispatcher = (*backends)(nil)
 
+// Dispatch sends the request to d.Served.
 func (b *backends) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) {
 	if d.Served == Native && b.native != nil {
 		b.native.ServeHTTP(w, r)
 		return
 	}
+	b.serveLegacy(w, r, d, nil)
+}
+
+// serveLegacy runs the legacy round trip, reporting it to t (nil: no
+// breaker) when the response header arrives or the trip fails.
+func (b *backends) serveLegacy(w http.ResponseWriter, r *http.Request, d *Decision, t *legacyTicket) {
 	d.Served = Legacy
-	b.legacy.ServeHTTP(w, r)
+	d.Err = b.legacy.serve(w, r, t)
 }

@@ -4,30 +4,29 @@
 //
 // # Request path
 //
-//	Server (Echo, traffic port)
-//	  ├─ health check (listen.health_path; 503 while draining)
-//	  └─ Router.ServeHTTP
-//	       decide: compat route match → override header → sticky bucket vs share → *Decision
-//	       Dispatcher.Dispatch(w, r, d)    ← decorators wrap here (Options.Wrap)
-//	         ├─ legacy: http.Handler from NewLegacy (one httputil.ReverseProxy, one transport)
-//	         └─ native: NativeApp (*handlers.App)
-//	       finish: metrics by route/backend/status class, one JSON access log line
+// One pipeline, built once by newPipeline (pipeline.go); each stage holds
+// only the stage inside it, and docs/ARCHITECTURE.md walks a request
+// through it hop by hop:
 //
-// # Seams for breakers, fallback and shadowing
+//	Server (server.go)      framing checks, health check (503 while draining)
+//	Router (router.go)      match the route, compute the request's facts once → *Decision
+//	shadowing (shadow.go)   sample with Bucket under the shadow seed, tee the answer, queue a job
+//	Fallback (fallback.go)  breakers (Allow → done), fallback to the other backend
+//	backends (decision.go)  legacy: Passthrough (legacy.go) | native: NativeApp
 //
-//   - Options.Wrap decorates the base Dispatcher. A decorator sees the whole
-//     Decision (route, chosen backend, reason, bucket, compat match and the
-//     route's config, including Breaker, Shadow and Replayable) and may serve
-//     from the other backend: it sets d.Served and d.Fallback so logs and
-//     metrics report what actually happened.
-//   - Options.LegacyTransport replaces the legacy http.RoundTripper (e.g. a
-//     breaker round tripper around NewTransport(cfg.Legacy)).
-//   - StatusFor and ErrorKind are the one place errors become 502 / 504 / 499.
+// The Decision is the request's one record: its facts (route, backend and
+// reason, identity key, bucket, method safety, the one bounded body buffer)
+// and the outcome the stages write into it (Served, Fallback, Err). The
+// Router turns it into one access log line and the metrics; StatusFor and
+// ErrorKind are the one place an error becomes 502 / 503 / 504 / 408 / 499.
+//
+// # Extension points
+//
 //   - Metrics.Registry takes other collectors; Admin.Echo takes more admin
 //     endpoints (guard mutating ones with Admin.RequireToken);
 //     Admin.RouteStatus adds live state to GET /admin/routes.
 //   - Router.SetShares is the audited way to change shares (the admin API and
-//     an automatic rollback both use it).
-//   - Bucket and Seed are the deterministic hash used for the split; sampling
-//     (shadow rates) can reuse them with its own salt.
+//     the breakers' auto rollback both use it).
+//   - Bucket and Seed are the deterministic hash of the split; shadow
+//     sampling uses the same Bucket under seeds of its own (decision.go).
 package proxy

@@ -12,13 +12,9 @@ import (
 // away before the response was complete, as nginx does.
 const StatusClientClosed = 499
 
-// Sentinel errors for outcomes callers branch on.
-var (
-	// ErrBackendTimeout wraps round trips that ran out of time.
-	ErrBackendTimeout = errors.New("backend timeout")
-	// ErrBackendUnreachable wraps round trips that could not reach the backend.
-	ErrBackendUnreachable = errors.New("backend unreachable")
-)
+// ErrBackendTimeout wraps backend calls that ran out of time (the native
+// attempt past breaker.native_timeout).
+var ErrBackendTimeout = errors.New("backend timeout")
 
 // StatusFor is the one place that maps a failed round trip to a status code:
 // 499 when the client went away (r's context was cancelled), 504 when the
@@ -61,7 +57,7 @@ func ErrorKind(r *http.Request, err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "timeout"
 	}
-	if errors.Is(err, ErrBackendUnreachable) || errors.Is(err, syscall.ECONNREFUSED) {
+	if errors.Is(err, syscall.ECONNREFUSED) {
 		return "unreachable"
 	}
 	var op *net.OpError

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"runtime/debug"
@@ -29,7 +28,7 @@ const (
 // sent as it comes and can no longer be replayed.
 const maxBufferedResponse = 1 << 20
 
-// Fallback is the Dispatcher decorator that puts the breakers around both
+// Fallback is the pipeline stage that puts the breakers around both
 // backends and falls back from one to the other:
 //
 //   - native decided, its breaker open: legacy answers (the native side never
@@ -51,27 +50,27 @@ const maxBufferedResponse = 1 << 20
 //     route's share to 0 % through Router.SetShares (audited as action
 //     "auto_rollback", who "cutover"), until ops raise it again.
 //
-// A panic in a native handler never takes the process down. Build it with
-// Breakers.Wrap.
+// A panic in a native handler is recovered here, at the native boundary,
+// and never takes the process down. Build it with Breakers.Fallback.
 type Fallback struct {
-	next Dispatcher
+	next *backends
 	b    *Breakers
 }
 
 var _ Dispatcher = (*Fallback)(nil)
 
-// Wrap returns the Fallback decorator around next (the base dispatcher).
-func (b *Breakers) Wrap(next Dispatcher) Dispatcher { return &Fallback{next: next, b: b} }
+// Fallback returns the breaker stage in front of the backends.
+func (b *Breakers) Fallback(next *backends) *Fallback { return &Fallback{next: next, b: b} }
 
 // Dispatch serves r on the decided backend, behind its breakers.
 //
 // A QA override asked for one backend's own answer, so it gets exactly that:
 // no route breaker admission and no fallback to the other side (a native
 // override that fails shows the native failure), unless override.fallback is
-// set. The legacy transport still passes the legacy-wide breaker.
+// set. A legacy round trip still passes the legacy-wide breaker.
 func (f *Fallback) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) {
 	if d.Reason == ReasonOverride && !f.overrideFallback() {
-		f.next.Dispatch(w, r, d)
+		f.overridden(w, r, d)
 		return
 	}
 	rb := f.b.forRoute(d.Config)
@@ -85,7 +84,24 @@ func (f *Fallback) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision)
 // overrideFallback reports whether overridden requests go through the
 // breakers and fallback too (override.fallback).
 func (f *Fallback) overrideFallback() bool {
-	return f.b.rt != nil && f.b.rt.Config().Override.Fallback
+	cfg := f.b.config()
+	return cfg != nil && cfg.Override.Fallback
+}
+
+// overridden serves an overridden request on its backend alone: native
+// without a breaker, legacy behind the legacy-wide breaker only.
+func (f *Fallback) overridden(w http.ResponseWriter, r *http.Request, d *Decision) {
+	if d.Served == Native {
+		f.next.Dispatch(w, r, d)
+		return
+	}
+	t, err := f.b.admitLegacy(nil)
+	if err != nil {
+		d.Err = err
+		writeErrorPage(w, StatusFor(r, err))
+		return
+	}
+	f.toLegacy(w, r, d, t)
 }
 
 func (rb *routeBreakers) nativeBreaker() *breaker {
@@ -102,7 +118,7 @@ func (f *Fallback) count(d *Decision, reason string) {
 
 // hasNative reports whether d's route has a native handler to fall back to.
 func (f *Fallback) hasNative(d *Decision) bool {
-	return d.Config != nil && f.b.rt != nil && f.b.rt.HasNative(d.Route)
+	return d.Config != nil && f.b.hasNative(d.Route)
 }
 
 // legacy serves a request decided for legacy.
@@ -123,9 +139,8 @@ func (f *Fallback) legacy(w http.ResponseWriter, r *http.Request, d *Decision, r
 
 // toLegacy runs the legacy round trip under ticket t.
 func (f *Fallback) toLegacy(w http.ResponseWriter, r *http.Request, d *Decision, t *legacyTicket) {
-	defer t.finish(r, 0, errNotCounted) // when the transport never ran
-	d.Served = Legacy
-	f.next.Dispatch(w, r.WithContext(context.WithValue(r.Context(), ticketKey{}, t)), d)
+	defer t.finish(r, 0, errNotCounted) // when the round trip never ran
+	f.next.serveLegacy(w, r, d, t)
 }
 
 // nativeOnly serves natively with nowhere to fall back to.
@@ -133,7 +148,7 @@ func (f *Fallback) nativeOnly(w http.ResponseWriter, r *http.Request, d *Decisio
 	nb := rb.nativeBreaker()
 	done, err := nb.allow()
 	if err != nil {
-		f.unavailable(w, d, err, max(nb.retryAfter(time.Now()), f.b.legacyRetryAfter(rb)))
+		f.unavailable(w, d, err, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 		return
 	}
 	timeout := nativeTimeout(d)
@@ -152,20 +167,19 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 		f.count(d, FallbackNativeBreakerOpen)
 		t, lerr := f.b.admitLegacy(rb)
 		if lerr != nil {
-			f.unavailable(w, d, lerr, max(nb.retryAfter(time.Now()), f.b.legacyRetryAfter(rb)))
+			f.unavailable(w, d, lerr, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 			return
 		}
 		f.toLegacy(w, r, d, t)
 		return
 	}
-	var body []byte
-	replay := d.Config != nil && (replaySafe(r.Method) || d.Config.Replayable)
+	replay := d.Config != nil && (d.Safe || d.Config.Replayable)
 	if replay {
 		limit := int64(1 << 20)
-		if f.b.rt != nil {
-			limit = f.b.rt.Config().Native.MaxContentLength
+		if cfg := f.b.config(); cfg != nil {
+			limit = cfg.Native.MaxContentLength
 		}
-		body, replay = bufferBody(r, limit)
+		_, replay, _ = d.bodyUpTo(r, limit)
 	}
 	timeout := nativeTimeout(d)
 	a := f.attempt(w, r, d, replay || timeout > 0, timeout)
@@ -190,23 +204,21 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 	default:
 		f.count(d, FallbackNative5xx)
 	}
-	if body != nil {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-	}
+	d.body.rewind(r)
 	f.toLegacy(w, r, d, t)
 }
 
 // afterTrip rolls the route back to 0 % when this request tripped its
 // native breaker and the route asks for it. It runs in the request's
-// goroutine, outside gobreaker's lock.
+// goroutine, outside the circuit's lock.
 func (f *Fallback) afterTrip(nb *breaker, d *Decision) {
 	if nb == nil || !nb.tripped.Load() || !nb.tripped.CompareAndSwap(true, false) {
 		return
 	}
-	if d.Config == nil || !d.Config.Breaker.AutoRollback || f.b.rt == nil {
+	if d.Config == nil || !d.Config.Breaker.AutoRollback || f.b.rollback == nil {
 		return
 	}
-	res, err := f.b.rt.SetShares(map[string]int{d.Route: 0}, Actor{Who: "cutover", Action: "auto_rollback"})
+	res, err := f.b.rollback(d.Route)
 	if err != nil {
 		f.b.log.Error("auto rollback failed", "route", d.Route, "error", err)
 		return
@@ -232,46 +244,6 @@ func nativeTimeout(d *Decision) time.Duration {
 	}
 	return d.Config.Breaker.NativeTimeout
 }
-
-func replaySafe(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return false
-}
-
-// bufferBody reads r's body whole so it can be sent twice, and reports
-// whether it could (false when it is larger than limit or reading failed;
-// r.Body then still yields every byte and error the client's body would).
-func bufferBody(r *http.Request, limit int64) ([]byte, bool) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, true
-	}
-	if r.ContentLength > limit {
-		return nil, false
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil || n > limit {
-		rest := r.Body
-		if err != nil {
-			rest = io.NopCloser(errReader{err})
-		}
-		r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(buf.Bytes()), rest), closer: r.Body}
-		return nil, false
-	}
-	b := buf.Bytes()
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	return b, true
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // nativeAttempt is one run of the native handler.
 type nativeAttempt struct {
@@ -518,16 +490,3 @@ var (
 	_ http.ResponseWriter = (*attemptWriter)(nil)
 	_ http.Flusher        = (*attemptWriter)(nil)
 )
-
-// Chain returns a Wrap function (RouterOptions.Wrap) that puts the Fallback
-// innermost, around the base dispatcher, and outer (shadowing, may be nil)
-// around it, so outer sees the answer the client got.
-func (b *Breakers) Chain(outer func(Dispatcher) Dispatcher) func(Dispatcher) Dispatcher {
-	return func(base Dispatcher) Dispatcher {
-		d := b.Wrap(base)
-		if outer != nil {
-			d = outer(d)
-		}
-		return d
-	}
-}

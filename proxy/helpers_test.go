@@ -129,12 +129,19 @@ func loadConfig(t *testing.T, yaml string) *config.Config {
 // startServer writes yaml to a config file and runs a Server for it.
 func startServer(t *testing.T, yaml string, native NativeApp) *testServer {
 	t.Helper()
+	return startServerClock(t, yaml, native, nil)
+}
+
+// startServerClock is startServer with the breakers on the clock now (nil
+// means time.Now).
+func startServerClock(t *testing.T, yaml string, native NativeApp, now func() time.Time) *testServer {
+	t.Helper()
 	cfg := loadConfig(t, yaml)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	tln := listen(t)
 	aln := listen(t)
-	srv, err := New(cfg, Options{Native: native, Logger: log, TrafficListener: tln, AdminListener: aln})
+	srv, err := New(cfg, Options{Native: native, Logger: log, TrafficListener: tln, AdminListener: aln, Now: now})
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -239,4 +246,26 @@ func decodeSeen(t *testing.T, b []byte) seen {
 		t.Fatalf("decode backend echo %q: %v", b, err)
 	}
 	return s
+}
+
+// testClock is a clock a test moves by hand. Safe for concurrent use.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock { return &testClock{now: time.Unix(1_800_000_000, 0)} }
+
+// Now returns the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Add moves the clock forward by d.
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }

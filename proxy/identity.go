@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
 )
 
@@ -42,9 +41,9 @@ type identityOpts struct {
 }
 
 // identity returns the first non-empty identity of r, and the source that
-// gave it. It may replace r.Body (with the same bytes) when a json: source
-// had to read it.
-func identity(r *http.Request, m *compat.Match, sources []source, o *identityOpts) (string, string) {
+// gave it. A json: source reads the body into d's buffer (r.Body still
+// yields the same bytes).
+func identity(r *http.Request, d *Decision, sources []source, o *identityOpts) (string, string) {
 	for i := range sources {
 		s := &sources[i]
 		var v string
@@ -54,11 +53,9 @@ func identity(r *http.Request, m *compat.Match, sources []source, o *identityOpt
 				v = strings.TrimSpace(vs[0])
 			}
 		case config.SourcePath:
-			if m != nil {
-				v = m.Param(s.name)
-			}
+			v = d.Match.Param(s.name)
 		case config.SourceJSON:
-			v = jsonField(r, s.name, o.maxBody)
+			v = jsonField(r, d, s.name, o.maxBody)
 		case config.SourceSession:
 			if c := cookieValue(r, o.sessionCookie); c != "" {
 				v = sessionField(c, s.name)
@@ -188,27 +185,21 @@ func topLevelField(data []byte, name string) string {
 	return string(v)
 }
 
-// jsonField reads up to limit bytes of the body to find a top-level JSON
-// field, then puts the body back so the backend receives every byte. Bodies
-// that are larger, or of unknown length and turn out larger, are skipped.
-func jsonField(r *http.Request, name string, limit int64) string {
+// jsonField finds a top-level field of a JSON body of at most limit bytes
+// (read into the request's one body buffer); larger bodies, or bodies of
+// unknown length that turn out larger, are skipped.
+func jsonField(r *http.Request, d *Decision, name string, limit int64) string {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.ContentLength > limit {
 		return ""
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return ""
 	}
-	n := r.ContentLength
-	if n < 0 {
-		n = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	_, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
-	r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), closer: r.Body}
-	if err != nil || int64(buf.Len()) > limit {
+	body, ok, _ := d.bodyUpTo(r, limit)
+	if !ok {
 		return ""
 	}
-	return topLevelField(buf.Bytes(), name)
+	return topLevelField(body, name)
 }
 
 func isJSON(ct string) bool {
@@ -216,15 +207,6 @@ func isJSON(ct string) bool {
 	mt = strings.TrimSpace(strings.ToLower(mt))
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
-
-// replayBody is a request body whose head was read ahead: it yields the
-// buffered bytes then the rest, and closes the original.
-type replayBody struct {
-	io.Reader
-	closer io.Closer
-}
-
-func (b *replayBody) Close() error { return b.closer.Close() }
 
 // bucketLabel formats a bucket for logs ("" when none).
 func bucketLabel(b int) string {

@@ -18,8 +18,8 @@ import (
 
 // LegacyOptions configures the legacy pass-through.
 type LegacyOptions struct {
-	// Transport overrides the round tripper (a breaker decorator wraps the
-	// default one this way). Nil means NewTransport(cfg).
+	// Transport overrides the round tripper (tests use their own). Nil
+	// means NewTransport(cfg).
 	Transport http.RoundTripper
 	// Logger receives proxy errors. Nil means slog.Default().
 	Logger *slog.Logger
@@ -42,14 +42,21 @@ func NewTransport(cfg config.Legacy) *http.Transport {
 	return t
 }
 
-// NewLegacy builds the legacy pass-through handler: one
-// httputil.ReverseProxy, built once, forwarding byte-faithfully (method, raw
-// path and query, body, every end-to-end header, X-Forwarded-* appended as
-// behind an ALB), streaming responses (SSE and unknown-length bodies are
-// flushed on every write), and answering failed round trips with the status
-// StatusFor picks. The Decision of the request, when the ResponseWriter is
-// the proxy's recorder, receives the round-trip error.
-func NewLegacy(cfg config.Legacy, opts LegacyOptions) (http.Handler, error) {
+// Passthrough is the legacy backend: one httputil.ReverseProxy, built once,
+// forwarding byte-faithfully (method, raw path and query, body, every
+// end-to-end header, X-Forwarded-* appended as behind an ALB), streaming
+// responses (SSE and unknown-length bodies are flushed on every write), and
+// answering a failed round trip with the Werkzeug page of the status
+// StatusFor picks (nothing when the client went away). Safe for concurrent
+// use.
+type Passthrough struct {
+	rp *httputil.ReverseProxy
+}
+
+var _ http.Handler = (*Passthrough)(nil)
+
+// NewLegacy builds the legacy backend for cfg.
+func NewLegacy(cfg config.Legacy, opts LegacyOptions) (*Passthrough, error) {
 	target, err := url.Parse(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("legacy url: %w", err)
@@ -72,21 +79,73 @@ func NewLegacy(cfg config.Legacy, opts LegacyOptions) (http.Handler, error) {
 			rewrite(pr, target, rewriteHost)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if rec, ok := asRecorder(w); ok && rec.d != nil {
-				rec.d.Err = err
+			// w is always the trip writer serve passed to the reverse proxy.
+			tw := w.(*legacyTrip)
+			tw.fail(r, err)
+			if status := StatusFor(r, err); status != StatusClientClosed {
+				writeErrorPage(tw.ResponseWriter, status)
 			}
-			status := StatusFor(r, err)
-			if status == StatusClientClosed {
-				if rec, ok := asRecorder(w); ok {
-					rec.status = StatusClientClosed
-				}
-				return // nobody to answer
-			}
-			writeErrorPage(w, status)
 		},
 	}
-	return rp, nil
+	return &Passthrough{rp: rp}, nil
 }
+
+// ServeHTTP proxies r to legacy.
+func (l *Passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) { _ = l.serve(w, r, nil) }
+
+// serve proxies r to legacy and returns the round trip's error (nil when a
+// response came back). The trip is reported to t (nil: none) once, when the
+// response header arrives or the round trip fails.
+func (l *Passthrough) serve(w http.ResponseWriter, r *http.Request, t *legacyTicket) error {
+	tw := legacyTrips.Get().(*legacyTrip)
+	*tw = legacyTrip{ResponseWriter: w, ticket: t, req: r}
+	l.rp.ServeHTTP(tw, r)
+	err := tw.err
+	*tw = legacyTrip{}
+	legacyTrips.Put(tw)
+	return err
+}
+
+// legacyTrip is the ResponseWriter of one legacy round trip: it learns the
+// trip's outcome (the error the reverse proxy reports, else the status of
+// the response header) and reports it to the breakers' ticket.
+type legacyTrip struct {
+	http.ResponseWriter
+	ticket *legacyTicket
+	req    *http.Request
+	err    error
+}
+
+var legacyTrips = sync.Pool{New: func() any { return new(legacyTrip) }}
+
+var (
+	_ http.ResponseWriter = (*legacyTrip)(nil)
+	_ http.Flusher        = (*legacyTrip)(nil)
+)
+
+func (tw *legacyTrip) fail(r *http.Request, err error) {
+	tw.err = err
+	tw.ticket.finish(r, 0, err)
+}
+
+func (tw *legacyTrip) WriteHeader(code int) {
+	if code >= http.StatusOK || code == http.StatusSwitchingProtocols {
+		tw.ticket.finish(tw.req, code, nil)
+	}
+	tw.ResponseWriter.WriteHeader(code)
+}
+
+func (tw *legacyTrip) Write(p []byte) (int, error) {
+	tw.ticket.finish(tw.req, http.StatusOK, nil) // no-op once the header was reported
+	return tw.ResponseWriter.Write(p)
+}
+
+// Flush streams what was written (the reverse proxy flushes SSE).
+func (tw *legacyTrip) Flush() { _ = http.NewResponseController(tw.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the client's writer
+// (hijacking for upgrades, deadlines).
+func (tw *legacyTrip) Unwrap() http.ResponseWriter { return tw.ResponseWriter }
 
 // rewrite sends the request to target keeping it as the client sent it.
 func rewrite(pr *httputil.ProxyRequest, target *url.URL, rewriteHost bool) {

@@ -31,34 +31,35 @@ var (
 // RouterOptions are the parts a Router is built from.
 type RouterOptions struct {
 	// Legacy serves requests routed to legacy. Required (see NewLegacy).
-	Legacy http.Handler
+	Legacy *Passthrough
 	// Native serves requests routed to native. Nil means no native handlers:
 	// every request goes to legacy and any share above 0 is rejected.
 	Native NativeApp
-	// Wrap decorates the base Dispatcher (breakers, fallback, shadowing).
-	// Nil means none.
-	Wrap func(Dispatcher) Dispatcher
 	// Metrics receives request metrics. Nil means NewMetrics().
 	Metrics *Metrics
 	// Logger receives the access log and events. Nil means slog.Default().
 	Logger *slog.Logger
 	// Prepare, when set, is given every config the Router is about to apply
-	// (the first one included) to compile what the decorators need from it:
+	// (the first one included) to compile what the stages need from it:
 	// an error rejects the config, joined with the Router's own problems, and
 	// commit runs once the config is in force, under the same lock. Nil means
-	// none.
+	// none. (The shadow stage compiles its comparison rules this way.)
 	Prepare func(*config.Config) (commit func(), err error)
 }
 
-// Router is the front door's handler: it matches each request against the
-// route table, decides the backend (override header, else the sticky bucket
-// against the route's share), dispatches, and logs and counts the outcome.
+// Router is the first and last stage of the pipeline: it matches each
+// request against the route table, computes the request's facts once into a
+// Decision (backend: override header, else the sticky bucket against the
+// route's share), hands it to the next stage, and logs and counts the
+// outcome the stages recorded in it. NewRouter alone sends requests straight
+// to the backends; New builds the whole pipeline (pipeline.go).
 // The config in force is an immutable snapshot swapped atomically, so a
 // reload or a share change never blocks or drops a request. Safe for
 // concurrent use.
 type Router struct {
 	snap     atomic.Pointer[snapshot]
-	dispatch Dispatcher
+	base     *backends  // the innermost stage
+	dispatch Dispatcher // the next stage: base, or the pipeline built on it
 	prepare  func(*config.Config) (func(), error)
 	native   map[string]bool
 	metrics  *Metrics
@@ -83,13 +84,18 @@ type snapshot struct {
 	servedBy  string
 	id        identityOpts
 	accessLog bool
+	// bodyLimit bounds the one body buffer of a request: the largest limit
+	// of the stages that read it (identity, shadow, native replay).
+	bodyLimit int64
 }
 
 type route struct {
 	cfg     *config.Route
 	share   int
 	native  bool
-	seed    uint64
+	seed    uint64 // routing
+	shadow  uint64 // shadow sampling
+	noise   uint64 // noise sampling
 	sources []source
 	m       *routeMetrics
 }
@@ -106,17 +112,14 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	if rt.log == nil {
 		rt.log = slog.Default()
 	}
-	base := &backends{legacy: opts.Legacy}
+	rt.base = &backends{legacy: opts.Legacy}
 	if opts.Native != nil {
-		base.native = opts.Native
+		rt.base.native = opts.Native
 		for _, e := range opts.Native.Endpoints() {
 			rt.native[e] = true
 		}
 	}
-	rt.dispatch = base
-	if opts.Wrap != nil {
-		rt.dispatch = opts.Wrap(base)
-	}
+	rt.dispatch = rt.base
 	if err := rt.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -195,7 +198,8 @@ func compile(cfg *config.Config, native map[string]bool, m *Metrics) (*snapshot,
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		rules = append(rules, compat.Rule{Endpoint: rc.Name, Pattern: rc.Path, Methods: rc.Methods})
-		r := &route{cfg: rc, share: rc.Share, native: native[rc.Name], seed: Seed(rc.Salt), sources: compileSources(rc.Sources)}
+		r := &route{cfg: rc, share: rc.Share, native: native[rc.Name], seed: Seed(rc.Salt), shadow: shadowSeed(rc.Salt),
+			noise: noiseSeed(rc.Salt), sources: compileSources(rc.Sources)}
 		if r.share > 0 && !r.native {
 			errs = append(errs, fmt.Errorf("route %q: native share %v%% but no native handler is registered for it; its share must be 0",
 				rc.Name, config.BPToPercent(r.share)))
@@ -233,6 +237,7 @@ func compile(cfg *config.Config, native map[string]bool, m *Metrics) (*snapshot,
 	}
 	s.id = identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes}
 	s.accessLog = cfg.Log.AccessLog()
+	s.bodyLimit = max(cfg.Identity.MaxBodyBytes, cfg.Native.MaxContentLength, cfg.Shadow.MaxBodyBytes)
 	return s, nil
 }
 
@@ -268,8 +273,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.dispatch.Dispatch(rec, r, d)
 }
 
-// decide fills d and returns the metrics of the route it matched.
+// decide fills d with the request's facts and returns the metrics of the
+// route it matched.
 func (rt *Router) decide(s *snapshot, r *http.Request, d *Decision) *routeMetrics {
+	d.Safe = safeMethod(r.Method)
+	d.body.limit = s.bodyLimit
 	var rte *route
 	if s.rules != nil {
 		if mt, err := s.rules.Match(r.Method, compat.PathInfo(r)); err == nil {
@@ -284,6 +292,12 @@ func (rt *Router) decide(s *snapshot, r *http.Request, d *Decision) *routeMetric
 		rm = rte.m
 		d.Route = rte.cfg.Name
 		d.Config = rte.cfg
+		d.rte = rte
+		// The identity, once: routing needs it for a split share, the
+		// shadow stage to sample.
+		if (rte.native && rte.share > 0 && rte.share < config.MaxShare) || rte.cfg.Shadow.Rate > 0 {
+			d.Key, d.Source = identity(r, d, rte.sources, &s.id)
+		}
 	}
 	defer func() { d.Served = d.Backend }()
 	if b, ok := s.override(r); ok {
@@ -306,13 +320,11 @@ func (rt *Router) decide(s *snapshot, r *http.Request, d *Decision) *routeMetric
 	case rte.share >= config.MaxShare:
 		d.Backend, d.Reason = Native, ReasonShare
 	default:
-		key, src := identity(r, &d.Match, rte.sources, &s.id)
-		if key == "" {
+		if d.Key == "" {
 			d.Backend, d.Reason = Legacy, ReasonNoIdentity
 			return rm
 		}
-		d.Bucket = Bucket(rte.seed, key)
-		d.Source = src
+		d.Bucket = Bucket(rte.seed, d.Key)
 		d.Reason = ReasonShare
 		if d.Bucket < rte.share {
 			d.Backend = Native
@@ -352,6 +364,9 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 	errKind := ""
 	if d.Err != nil {
 		errKind = ErrorKind(r, d.Err)
+		if !rec.wrote {
+			status = StatusFor(r, d.Err) // nobody to answer: what it would have been
+		}
 	}
 	if p != nil {
 		if p != http.ErrAbortHandler {
@@ -401,4 +416,10 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		slog.String("error", errKind),
 	}
 	rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}
+
+// rollback sets route's native share to 0 %, audited as action
+// "auto_rollback" by "cutover": the breakers' auto rollback.
+func (rt *Router) rollback(route string) (ChangeResult, error) {
+	return rt.SetShares(map[string]int{route: 0}, Actor{Who: "cutover", Action: "auto_rollback"})
 }

@@ -287,7 +287,7 @@ func TestIdentitySources(t *testing.T) {
 			if r.Body != nil {
 				before, _ = readAllAndRestore(r)
 			}
-			got, _ := identity(r, nil, compileSources(src), opts)
+			got, _ := identity(r, &Decision{body: requestBody{limit: opts.maxBody}}, compileSources(src), opts)
 			if got != tt.want {
 				t.Errorf("identity = %q, want %q", got, tt.want)
 			}

@@ -21,16 +21,14 @@ import (
 type Options struct {
 	// Native is the native handlers. Nil means none (pure pass-through).
 	Native NativeApp
-	// Wrap decorates the dispatcher (breakers, fallback, shadowing). Nil means none.
-	Wrap func(Dispatcher) Dispatcher
 	// Shadow holds the shadowing parts built outside the proxy (the isolated
 	// native app). The zero value shadows without them.
 	Shadow ShadowOptions
-	// LegacyTransport replaces the transport to legacy (e.g. wrapped by a
-	// breaker). Nil means NewTransport(cfg.Legacy).
-	LegacyTransport http.RoundTripper
 	// Logger is the process logger. Nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of the circuit breakers (open timeouts, intervals,
+	// Retry-After). Nil means time.Now; tests move one by hand.
+	Now func() time.Time
 	// TrafficListener and AdminListener, if set, are used instead of
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener
@@ -46,54 +44,34 @@ type Server struct {
 	Breakers *Breakers
 	Admin    *Admin
 
-	cfg      *config.Config // at start: listener and transport settings
-	log      *slog.Logger
-	traffic  *echo.Echo
-	tsrv     *http.Server
-	asrv     *http.Server
-	tln, aln net.Listener
-	watcher  *config.Watcher
-	draining atomic.Bool
-	// transport is the legacy transport when New built it (nil when given).
-	transport interface{ CloseIdleConnections() }
+	cfg       *config.Config // at start: listener and transport settings
+	log       *slog.Logger
+	traffic   *echo.Echo
+	tsrv      *http.Server
+	asrv      *http.Server
+	tln, aln  net.Listener
+	watcher   *config.Watcher
+	draining  atomic.Bool
+	transport *http.Transport // to legacy
 	shadow    *shadowing
 }
 
-// New builds a Server for cfg (validated by config.Load): the legacy reverse
-// proxy and its transport, the router and the admin API, once.
+// New builds a Server for cfg (validated by config.Load): the request
+// pipeline (pipeline.go), the admin API and the listeners' servers, once.
 func New(cfg *config.Config, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	var transport interface{ CloseIdleConnections() }
-	rtp := opts.LegacyTransport
-	if rtp == nil {
-		t := NewTransport(cfg.Legacy)
-		transport = t
-		rtp = t
-	}
-	breakers := NewBreakers(log)
-	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: breakers.Transport(rtp), Logger: log})
+	p, err := newPipeline(cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	sh, err := newShadowing(cfg, opts.Native, opts.Shadow, log)
-	if err != nil {
-		return nil, err
-	}
-	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: opts.Native, Wrap: breakers.Chain(sh.wrap(opts.Wrap)), Logger: log,
-		Prepare: sh.prepare})
-	if err != nil {
-		sh.closeResources()
-		return nil, err
-	}
-	s := &Server{Router: rt, Admin: NewAdmin(rt), cfg: cfg, log: log, tln: opts.TrafficListener, aln: opts.AdminListener, transport: transport}
-	breakers.Attach(rt)
-	s.Admin.RouteStatus = func(route string) any { return breakers.Status(route) }
-	s.Breakers = breakers
-	s.shadow = sh
-	sh.mount(s.Admin)
+	rt := p.router
+	s := &Server{Router: rt, Breakers: p.breakers, Admin: NewAdmin(rt), cfg: cfg, log: log,
+		tln: opts.TrafficListener, aln: opts.AdminListener, transport: p.transport, shadow: p.shadow}
+	s.Admin.RouteStatus = func(route string) any { return p.breakers.Status(route) }
+	p.shadow.mount(s.Admin)
 	if cfg.Admin.Pprof {
 		mountPprof(s.Admin.Echo())
 	}
@@ -213,9 +191,6 @@ func (s *Server) TrafficAddr() string { return s.tln.Addr().String() }
 // AdminAddr is the admin listener's address (after Listen).
 func (s *Server) AdminAddr() string { return s.aln.Addr().String() }
 
-// Draining reports whether the server is draining.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
 // Run serves until ctx is done, then drains: the health check fails at
 // once, traffic is still served for shutdown.drain_delay (the ALB's
 // deregistration delay), then in-flight requests, streams included, get
@@ -281,9 +256,7 @@ func (s *Server) drain(delay time.Duration) error {
 	if aerr := s.asrv.Shutdown(actx); aerr != nil {
 		_ = s.asrv.Close()
 	}
-	if s.transport != nil {
-		s.transport.CloseIdleConnections()
-	}
+	s.transport.CloseIdleConnections()
 	s.log.Info("drained")
 	return nil
 }

@@ -41,10 +41,13 @@ type ShadowOptions struct {
 	Now func() time.Time
 }
 
-// shadowing is the Dispatcher decorator that mirrors a route's requests to
-// the other backend: legacy-served requests to native and native-served ones
-// to legacy. It is the outermost decorator, so it sees (and tees) exactly
-// what the client gets, after breakers and fallback.
+// shadowing is the pipeline stage that mirrors a sample of a route's
+// requests to the other backend: legacy-decided requests to native and
+// native-decided ones to legacy. It sits right after the Router, around the
+// breakers and fallback, so it tees exactly what the client gets. It reads
+// the request's facts from the Decision (identity key, method safety, the
+// one body buffer) and samples with Bucket under the route's shadow seed
+// (decision.go).
 //
 // Safe methods go to the production side (they only read). Unsafe methods
 // are shadowed only on shadow-safe routes, and then only to a side that
@@ -62,21 +65,16 @@ type shadowing struct {
 	nativeEndpoints      map[string]bool
 	copierSrc, copierDst redis.Cmdable
 	historyItems         int64
-	idOpts               identityOpts
+	sessionCookie        atomic.Pointer[string] // identity.session_cookie in force
 	maxBody              int64
 	maxCapture           int
 	transports           []*http.Transport
 	closers              []func() error
 	mirror               atomic.Pointer[shadow.Mirror]
 	mu                   sync.Mutex // orders a rules swap (prepare's commit) with start
-	sources              sync.Map   // *config.Route -> []source, reset past maxCachedRoutes
-	cached               atomic.Int64
 	startOnce, closeOnce sync.Once
 	startErr             error
 }
-
-// maxCachedRoutes bounds the compiled identity sources kept across reloads.
-const maxCachedRoutes = 4096
 
 // newShadowing builds everything shadowing needs once, at start: the diff
 // store, the transports to the production and isolated legacy apps and the
@@ -87,8 +85,8 @@ const maxCachedRoutes = 4096
 func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log *slog.Logger) (*shadowing, error) {
 	sc := cfg.Shadow
 	s := &shadowing{log: log, nativeEndpoints: map[string]bool{}, maxBody: sc.MaxBodyBytes, maxCapture: int(sc.MaxCaptureBytes),
-		idOpts:       identityOpts{sessionCookie: cfg.Identity.SessionCookie, trustedHops: cfg.Identity.TrustedHops, maxBody: cfg.Identity.MaxBodyBytes},
 		historyItems: int64(max(2*cfg.Native.HistoryTurns, 0)) + 2}
+	s.sessionCookie.Store(&cfg.Identity.SessionCookie)
 	ok := false
 	defer func() {
 		if !ok {
@@ -182,16 +180,19 @@ func newComparator(cfg *config.Config) (*shadow.Comparator, error) {
 
 // prepare is the Router's Prepare hook: it compiles cfg's comparison rules
 // (a bad rule rejects the whole config, naming its route) and returns the
-// commit that makes them the rules of comparisons submitted from then on.
-// Comparisons already submitted finish under the rules they started with.
+// commit that makes them, and cfg's identity.session_cookie, those of
+// comparisons submitted from then on. Comparisons already submitted finish
+// under the rules they started with.
 func (s *shadowing) prepare(cfg *config.Config) (func(), error) {
 	cmp, err := newComparator(cfg)
 	if err != nil {
 		return nil, err
 	}
+	cookie := cfg.Identity.SessionCookie
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.sessionCookie.Store(&cookie)
 		s.opts.Comparator = cmp
 		if m := s.mirror.Load(); m != nil {
 			m.SetComparator(cmp)
@@ -292,18 +293,6 @@ func (l *legacySide) RoundTrip(r *http.Request) (*http.Response, error) {
 	return l.transport.RoundTrip(r)
 }
 
-// wrap returns the Router's Wrap option: inner decorators (breakers,
-// fallback) first, shadowing outermost.
-func (s *shadowing) wrap(inner func(Dispatcher) Dispatcher) func(Dispatcher) Dispatcher {
-	return func(base Dispatcher) Dispatcher {
-		if inner != nil {
-			base = inner(base)
-		}
-		s.next = base
-		return s
-	}
-}
-
 // start starts the Mirror's workers and registers its metrics on reg.
 // Requests dispatched before start are served without shadowing.
 func (s *shadowing) start(reg prometheus.Registerer) error {
@@ -397,10 +386,10 @@ func (s *shadowing) resetSummary(c echo.Context, a *Admin) error {
 
 var _ Dispatcher = (*shadowing)(nil)
 
-// Dispatch serves r with the next Dispatcher and, when the route shadows
-// this request, submits a comparison job. Nothing here blocks on the shadow
-// side: the added work is an identity hash, a bounded body copy, for
-// shadow-safe writes one Redis read, the tee copy and a non-blocking send.
+// Dispatch serves r with the next stage and, when the route shadows this
+// request, submits a comparison job. Nothing here blocks on the shadow side:
+// the added work is a bucket hash, the bounded body buffer, for shadow-safe
+// writes one Redis read, the tee copy and a non-blocking send.
 func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision) {
 	m := s.mirror.Load()
 	rc := d.Config
@@ -410,7 +399,7 @@ func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision
 	}
 	sh := &rc.Shadow
 	route := d.Route
-	safe := readOnlyMethod(r.Method)
+	safe := d.Safe
 	if reason := methodSkip(r.Method, safe, sh); reason != "" {
 		m.Skip(route, reason)
 		s.next.Dispatch(w, r, d)
@@ -424,22 +413,22 @@ func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision
 		return
 	}
 
-	key, _ := identity(r, &d.Match, s.routeSources(rc), &s.idOpts)
-	body, err := shadow.BufferBody(r, s.maxBody)
-	if err != nil {
+	body, ok, err := d.bodyUpTo(r, s.maxBody)
+	if !ok {
 		reason := shadow.SkipBodyTooLarge
-		if !errors.Is(err, shadow.ErrBodyTooLarge) {
+		if err != nil {
 			reason = shadow.SkipClientGone
 		}
 		m.Skip(route, reason)
 		s.next.Dispatch(w, r, d)
 		return
 	}
+	key := d.Key
 	if key == "" {
 		// No identity: sample by the request itself, still deterministically.
 		key = r.Method + " " + r.RequestURI + " " + strconv.FormatUint(xxhash.Sum64(body), 16)
 	}
-	if !shadow.Sample(rc.Salt, key, sh.Rate) {
+	if !sampled(d.rte.shadow, key, sh.Rate) {
 		m.Skip(route, shadow.SkipNotSampled)
 		s.next.Dispatch(w, r, d)
 		return
@@ -478,7 +467,7 @@ func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision
 	}
 	j := shadow.Job{Route: route, Request: req, Primary: tee.Captured(), PrimarySide: primary.String(), Target: target,
 		Snapshot: snap, ModelCall: modelCall(sh, r.Method), Context: r.Context()}
-	if replay != nil && shadow.Sample(rc.Salt+"\x00noise", key, sh.NoiseRate) {
+	if replay != nil && sampled(d.rte.noise, key, sh.NoiseRate) {
 		j.Replay = replay
 	}
 	m.Submit(j)
@@ -590,25 +579,12 @@ func (s *shadowing) copier(d *Decision) *shadow.RedisCopier {
 	if id, ok := d.Match.Params["conversation_id"].(string); ok && id != "" {
 		c.ConversationID = func(*http.Request, []byte) string { return id }
 	} else {
-		cookie := s.idOpts.sessionCookie
+		cookie := *s.sessionCookie.Load()
 		c.ConversationID = func(r *http.Request, body []byte) string {
 			return shadow.DefaultConversationID(r, body, cookie, nil)
 		}
 	}
 	return c
-}
-
-func (s *shadowing) routeSources(rc *config.Route) []source {
-	if v, ok := s.sources.Load(rc); ok {
-		return v.([]source)
-	}
-	src := compileSources(rc.Sources)
-	if s.cached.Add(1) > maxCachedRoutes { // many reloads: drop the old snapshots' routes
-		s.sources.Clear()
-		s.cached.Store(1)
-	}
-	s.sources.Store(rc, src)
-	return src
 }
 
 // methodSkip returns why method is not shadowed on a route, or "".
@@ -647,14 +623,6 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
-func readOnlyMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return false
-}
-
 // modelCall reports whether a shadow of this request calls the model.
 func modelCall(sh *config.RouteShadow, method string) bool {
 	if sh.ModelCall != nil {
@@ -665,20 +633,4 @@ func modelCall(sh *config.RouteShadow, method string) bool {
 		return true
 	}
 	return false
-}
-
-// asRecorder finds the proxy's recorder under decorating writers (the shadow
-// Tee, a fallback buffer) that expose Unwrap.
-func asRecorder(w http.ResponseWriter) (*recorder, bool) {
-	for range 8 {
-		switch v := w.(type) {
-		case *recorder:
-			return v, true
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = v.Unwrap()
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
 }

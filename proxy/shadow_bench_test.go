@@ -51,10 +51,12 @@ func BenchmarkShadowOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Wrap: sh.wrap(nil), Logger: log, Prepare: sh.prepare})
+			rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Logger: log, Prepare: sh.prepare})
 			if err != nil {
 				b.Fatal(err)
 			}
+			sh.next = rt.base // shadowing straight in front of the backends, no breakers
+			rt.dispatch = sh
 			if err := sh.start(prometheus.NewRegistry()); err != nil {
 				b.Fatal(err)
 			}

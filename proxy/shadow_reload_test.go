@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -152,5 +153,76 @@ shadow:
 	want := []string{"shadow.queue_size", "shadow.isolated_legacy_url", "shadow.isolated_redis_url", "shadow.store.ring_size"}
 	if len(warned) != 1 || !slices.Equal(warned[0], want) {
 		t.Errorf("restart warnings %q, want one naming %q", warned, want)
+	}
+}
+
+// Shadow sampling reads the identity the Router computed under the config in
+// force, so a reloaded identity: section changes which requests are
+// shadowed, as it changes which are routed to native. Here the route keys on
+// client_ip and the request's X-Forwarded-For has two entries: with
+// trusted_hops 1 the key is the right one, chosen (by the route's salt) to
+// be outside the 50 % sample; after a reload to trusted_hops 2 it is the
+// left one, chosen inside it.
+func TestShadowSamplingFollowsReloadedIdentity(t *testing.T) {
+	const rate = 5000
+	const near, far = "198.51.100.9", "203.0.113.7"
+	salt := ""
+	for i := 0; salt == ""; i++ {
+		s := fmt.Sprint("reload-", i)
+		if !sampled(shadowSeed(s), near, rate) && sampled(shadowSeed(s), far, rate) {
+			salt = s
+		}
+	}
+	legacy := newBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"models":[]}`))
+	}))
+	native := &fakeNative{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"models":[]}`))
+	}), endpoints: []string{"models"}}
+	yaml := func(hops int) string {
+		return fmt.Sprintf(`shutdown: {drain_delay: 1ms, timeout: 5s}
+legacy: {url: %s}
+identity: {trusted_hops: %d}
+shadow:
+  store: {jsonl_path: "-"}
+routes:
+  - name: models
+    path: /models
+    salt: %s
+    stickiness: [client_ip]
+    shadow: {rate_bp: %d}
+`, legacy.URL, hops, salt, rate)
+	}
+	ts := startShadowServer(t, yaml(1), native, nil)
+	m := ts.Mirror()
+	c := newClient(t)
+	var sent int64
+	send := func(t *testing.T) shadow.RouteSummary {
+		t.Helper()
+		resp, b := do(t, c, http.MethodGet, ts.URL+"/models", "", map[string]string{"X-Forwarded-For": far + ", " + near})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		sent++
+		waitOutcomes(t, m, sent)
+		return routeSummary(m, "models")
+	}
+	if s := send(t); s.Skipped[shadow.SkipNotSampled] != 1 || s.Compared != 0 {
+		t.Fatalf("trusted_hops 1 (key %s): %+v, want not sampled", near, s)
+	}
+
+	ok := metricValue(t, c, ts.AdminURL, `cutover_config_reloads_total{result="success"}`)
+	writeConfigAtomic(t, ts.File, yaml(2))
+	deadline := time.Now().Add(20 * time.Second) // a hang detector: the watcher debounces, the machine is shared
+	for metricValue(t, c, ts.AdminURL, `cutover_config_reloads_total{result="success"}`) == ok {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rewrite was never reloaded; logs:\n%s", ts.Logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := send(t); s.Skipped[shadow.SkipNotSampled] != 1 || s.Compared != 1 {
+		t.Fatalf("trusted_hops 2 (key %s): %+v, want shadowed", far, s)
 	}
 }

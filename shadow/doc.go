@@ -19,11 +19,11 @@
 //	})
 //	defer m.Close(ctx) // drains the queue, or cancels the calls when ctx ends
 //
-// Then either decorate each route's primary handler with [Mirror.Wrap] and a
-// plan func returning a [Plan] (route, rate, sticky key, the other side as a
-// [Target], shadow-safe flag, [StateCopier]), or do the same steps by hand:
-// [Sample], [BufferBody], [StateCopier.Snapshot] (before the primary!),
-// [NewTee] around the primary's writer, then [Mirror.Submit] with a [Job].
+// Then, per request, the caller (cutover's proxy/shadow.go) decides whether
+// to shadow it (sampling is the caller's: the proxy samples with its own
+// bucket hash), reads the body whole, takes a [StateCopier.Snapshot]
+// (before the primary!), serves the primary through [NewTee], and hands
+// [Mirror.Submit] a [Job] built with [NewRequest] and [Tee.Captured].
 // Requests not shadowed are counted with [Mirror.Skip] and a Skip* reason.
 // Mount [Mirror.Admin] on the admin listener for GET /admin/diffs,
 // /admin/diffs/{id} and /admin/shadow/summary; with a [FleetTally] (Redis)

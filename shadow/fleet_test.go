@@ -141,10 +141,13 @@ func TestFleetSummary(t *testing.T) {
 	}
 	submitN(t, a, "chat", "other", 1)
 	eventually(t, func() bool { return summaryOf(a, "chat").Compared == 5 }, func() string { return jsonString(a.Summary()) })
+	// A's comparison reaches the hash with A's next flush (its own 20ms
+	// ticker), so B2 waits for it rather than reading once.
 	want = []RouteSummary{{Route: "chat", Compared: 1, Semantic: 1, Skipped: map[string]int64{}}}
-	if got := fleetOf(t, b2); !reflect.DeepEqual(got, want) {
-		t.Errorf("fleet after reset and one comparison: %s, want %s", jsonString(got), jsonString(want))
-	}
+	eventually(t, func() bool { got = fleetOf(t, b2); return reflect.DeepEqual(got, want) },
+		func() string {
+			return "fleet after reset and one comparison " + jsonString(got) + ", want " + jsonString(want)
+		})
 	if p := summaryOf(b2, "models"); p.Compared != 1 || p.Semantic != 1 {
 		t.Errorf("B's process figures after the reset: %+v", p)
 	}

@@ -38,8 +38,8 @@ type Request struct {
 	Body   []byte
 }
 
-// NewRequest copies r (method, URL, host, headers) with the body buffered by
-// BufferBody. Hop-by-hop headers are dropped, and so is a "#fragment" in the
+// NewRequest copies r (method, URL, host, headers) with its body, read
+// whole by the caller before the primary runs. Hop-by-hop headers are dropped, and so is a "#fragment" in the
 // request-target: net/http keeps it in the path, gunicorn (and compat, for
 // the native app) drops it, so the primary answered the path without it.
 func NewRequest(r *http.Request, body []byte) Request {

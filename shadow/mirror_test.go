@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,12 +84,28 @@ func urlTarget(t *testing.T, base string) Target {
 	})
 }
 
+// bufferBody is what the proxy's one body buffer does for the shadow: it
+// returns the body when it is at most max bytes, and r.Body still yields
+// every byte for the primary.
+func bufferBody(r *http.Request, max int64) ([]byte, error) {
+	orig := r.Body
+	body, err := io.ReadAll(io.LimitReader(orig, max+1))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), orig))
+	switch {
+	case err != nil:
+		return nil, err
+	case int64(len(body)) > max:
+		return nil, errors.New("body too large")
+	}
+	return body, nil
+}
+
 // front is what the proxy does around a primary: buffer the body, tee the
 // response, hand a job to the mirror.
 func front(t *testing.T, m *Mirror, route string, primary http.Handler, shadow Target, job func(*Job)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := BufferBody(r, 1<<16)
+		body, err := bufferBody(r, 1<<16)
 		if err != nil {
 			m.Skip(route, SkipBodyTooLarge)
 		}

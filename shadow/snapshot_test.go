@@ -71,7 +71,7 @@ func TestSnapshotShadowSafeWriteRoute(t *testing.T) {
 
 	primary, shadow := historyApp(prod), HandlerTarget{Handler: historyApp(isolated)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := BufferBody(r, 1<<16)
+		body, err := bufferBody(r, 1<<16)
 		if err != nil {
 			t.Error(err)
 			return

@@ -51,9 +51,6 @@ func NewGroup(dir, pidFile string) (*Group, error) {
 	return &Group{dir: dir, pidFile: pidFile}, nil
 }
 
-// Dir is the folder holding the group's logs.
-func (g *Group) Dir() string { return g.dir }
-
 // Start runs argv with env added to the harness's own environment. The child gets its own process
 // group and is killed if the harness dies (Pdeathsig).
 func (g *Group) Start(name string, env []string, argv ...string) (*Proc, error) {

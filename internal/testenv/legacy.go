@@ -145,7 +145,7 @@ func (l *Legacy) Start() error {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
-	err = waitFor(30*time.Second, p, healthy)
+	err = waitFor(startBound, p, healthy)
 	client.CloseIdleConnections()
 	if err != nil {
 		p.stop(time.Second)
