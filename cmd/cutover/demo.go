@@ -102,7 +102,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(stdout, cfg.Log.Level)
-	native, closeNative, err := buildNative(ctx, cfg, log)
+	native, closeNative, err := buildNative(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}
