@@ -66,18 +66,15 @@ func TestDashboardQueriesAgainstRealPrometheus(t *testing.T) {
 		"GUNICORN_WORKERS": "1", "BEDROCK_TIMEOUT": "3",
 	})
 
-	traffic, admin := freeAddr(t), freeAddr(t)
-	cfgPath := filepath.Join(tmp, "cutover.yaml")
-	cfg := cutoverConfig(traffic, admin, legacy.URL(), isoLegacy.URL(), redis.URL(), isoRedis.URL(), stub, tmp)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cut := startProc(t, tmp, "cutover", cutoverBin, []string{"serve", "-config", cfgPath}, []string{
-		"AWS_ACCESS_KEY_ID=AKIDDEPLOYTEST", "AWS_SECRET_ACCESS_KEY=deploy-test", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-	})
 	c := newClient(t)
-	waitHTTP(t, c, cut, "http://"+traffic+"/_cutover/health", 30*time.Second)
+	cut, base, admin := startCutover(t, tmp, cutoverBin, c, cutoverSetup{
+		LegacyURL: legacy.URL(), RedisURL: redis.URL(), StubURL: stub,
+		Env: []string{"CUTOVER_ADMIN_TOKEN=deploy-test-token", "CUTOVER_ADMIN_PERSIST=false", "CUTOVER_LOG_ACCESS=false",
+			// native's Server header differs from gunicorn's: compared on models, a semantic mismatch
+			"CUTOVER_NATIVE_HEADERS_SERVER=cutover-native"},
+		Extra:  shadowYAML(isoLegacy.URL(), isoRedis.URL(), tmp),
+		Routes: routeSettings,
+	})
 
 	promAddr := freeAddr(t)
 	promCfg := filepath.Join(tmp, "prometheus.yml")
@@ -94,7 +91,7 @@ scrape_configs:
   - job_name: cutover
     static_configs:
       - targets: [%q]
-`, rules, admin)), 0o600); err != nil {
+`, rules, strings.TrimPrefix(admin, "http://"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	prom := startProc(t, tmp, "prometheus", promBin, []string{
@@ -104,8 +101,7 @@ scrape_configs:
 	promURL := "http://" + promAddr
 	waitHTTP(t, c, prom, promURL+"/-/ready", 30*time.Second)
 
-	base := "http://" + traffic
-	triggerFaults(t, c, base, "http://"+admin, cut)
+	triggerFaults(t, c, base, admin, cut)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	var wg sync.WaitGroup
@@ -174,42 +170,26 @@ var evidence = map[string]string{
 	"the SIGHUP reload was counted": `sum(cutover_config_reloads_total{result="success"}) > 0`,
 }
 
-// cutoverConfig is the config of the cutover under test: every route of the
-// legacy app at a 50 % native share, shadowing on three routes.
-func cutoverConfig(traffic, admin, legacyURL, isoLegacyURL, redisURL, isoRedisURL, stubURL, dir string) string {
-	routes := testenv.RoutesYAML(func(name string) []string {
-		extra := []string{"native_percent: 50"}
-		switch name {
-		case "models": // native's Server header differs from gunicorn's and is compared: semantic mismatches
-			extra = append(extra, "shadow: {rate_percent: 100, headers: [Content-Type, Server]}")
-		case "get_conversation":
-			extra = append(extra, "shadow: {rate_percent: 100}")
-		case "chat": // writes are shadowed to the isolated targets; faults trip its breakers quickly
-			extra = append(extra, "replayable: true",
-				"breaker: {consecutive_failures: 3, open_timeout: 2s}",
-				`shadow: {rate_percent: 100, safe: true, compare: json, ignore: ["$.conversation_id"]}`)
-		}
-		return extra
-	})
-	return fmt.Sprintf(`listen:
-  addr: %s
-admin:
-  addr: %s
-  token: deploy-test-token
-  persist: false
-shutdown:
-  drain_delay: 100ms
-  timeout: 5s
-legacy:
-  url: %s
-native:
-  redis_url: %s
-  bedrock_endpoint_url: %s
-  secret_key: %s
-  bedrock_max_attempts: 1
-  headers:
-    server: cutover-native
-override:
+// routeSettings puts every route of the legacy app at a 50 % native share,
+// and shadows three of them.
+func routeSettings(name string) []string {
+	extra := []string{"native_percent: 50"}
+	switch name {
+	case "models": // with a Server header that differs: semantic mismatches
+		extra = append(extra, "shadow: {rate_percent: 100, headers: [Content-Type, Server]}")
+	case "get_conversation":
+		extra = append(extra, "shadow: {rate_percent: 100}")
+	case "chat": // writes are shadowed to the isolated targets; faults trip its breakers quickly
+		extra = append(extra, "replayable: true",
+			"breaker: {consecutive_failures: 3, open_timeout: 2s}",
+			`shadow: {rate_percent: 100, safe: true, compare: json, ignore: ["$.conversation_id"]}`)
+	}
+	return extra
+}
+
+// shadowYAML is the override and shadow sections of the test's config.
+func shadowYAML(isoLegacyURL, isoRedisURL, dir string) string {
+	return fmt.Sprintf(`override:
   enabled: true
   fallback: true
 shadow:
@@ -220,11 +200,7 @@ shadow:
   store:
     jsonl_path: %s
     redis_url: redis://127.0.0.1:1/0 # nothing listens: records and summary flushes fail, for real
-log:
-  level: warn
-  access: false
-`, traffic, admin, legacyURL, redisURL, stubURL, testenv.LegacySecretKey, isoLegacyURL, isoRedisURL,
-		filepath.Join(dir, "diffs.jsonl")) + routes
+`, isoLegacyURL, isoRedisURL, filepath.Join(dir, "diffs.jsonl"))
 }
 
 // triggerFaults makes the conditions some panels only have data under.
