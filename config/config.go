@@ -475,8 +475,8 @@ type Log struct {
 
 // Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
 // built at start: a change takes effect on restart. The exporter also reads
-// the standard OTEL_EXPORTER_OTLP_* variables for what is not set here
-// (headers, timeout, TLS), and the resource OTEL_SERVICE_NAME and
+// the standard OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS
+// (e.g. a collector's auth header), OTEL_SERVICE_NAME and
 // OTEL_RESOURCE_ATTRIBUTES.
 type Tracing struct {
 	// OTLPEndpoint is the OTLP/HTTP receiver, e.g. "http://127.0.0.1:4318"
