@@ -255,6 +255,7 @@ func (c *Config) resolve() error {
 	}
 	c.validateShadowGlobal(add)
 	c.validateLegacyBreaker(add)
+	c.validateFleet(add)
 	return errors.Join(errs...)
 }
 
@@ -341,6 +342,7 @@ func (c *Config) setDefaults() {
 		c.Shadow.Noise.Absolute = 0.03
 	}
 	def(&c.Log.Level, "info")
+	c.Fleet.setDefaults(c.Listen.Addr)
 	c.LegacyBreaker.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]

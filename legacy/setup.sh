@@ -21,6 +21,7 @@ if [ "${CUTOVER_BENCH_TOOLS:-}" = 1 ]; then
   command -v hey >/dev/null || pkgs+=(hey)
   command -v nginx >/dev/null || pkgs+=(nginx)
   command -v haproxy >/dev/null || pkgs+=(haproxy)
+  command -v caddy >/dev/null || pkgs+=(caddy)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${pkgs[*]}" >&2

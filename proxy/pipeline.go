@@ -30,7 +30,10 @@ type pipeline struct {
 	transport *http.Transport // to legacy, closed at drain
 }
 
-// newPipeline builds the stages for cfg, innermost first.
+// newPipeline builds the stages for cfg. The Router comes first, because
+// the breakers are given its config getter and its rollback; the stages
+// behind it are then chained, innermost first, before any request can
+// arrive (Server.Run starts the listeners).
 func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline, error) {
 	native := opts.Native
 	p := &pipeline{transport: NewTransport(cfg.Legacy)}
@@ -52,7 +55,7 @@ func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline,
 	p.router = rt
 	p.breakers = NewBreakers(BreakerOptions{Config: rt.Config, HasNative: rt.HasNative, Rollback: rt.rollback,
 		Registerer: rt.Metrics().Registry, Logger: log, Now: opts.Now})
-	p.shadow.next = p.breakers.Fallback(rt.base)
+	p.shadow.next = p.breakers.fallback(rt.base)
 	rt.dispatch = p.shadow
 	return p, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/fleet"
 	"github.com/cutover/cutover/internal/tracing"
 )
 
@@ -74,6 +75,14 @@ type Router struct {
 
 	mu  sync.Mutex // serialises config changes
 	cfg *config.Config
+
+	// fleet, when not nil, holds the shares (fleet.go); it is set before
+	// serving and never changes. file is then the config as its file gives
+	// it, and fleetGen the fleet generation whose shares are in force. Both
+	// are guarded by mu.
+	fleet    *fleet.Store
+	file     *config.Config
+	fleetGen uint64
 }
 
 // snapshot is the compiled config in force.
@@ -174,7 +183,17 @@ func (rt *Router) ApplyFile(cfg *config.Config) error {
 			return config.ErrSuperseded
 		}
 	}
-	return rt.applyLocked(cfg)
+	if rt.fleet == nil {
+		return rt.applyLocked(cfg)
+	}
+	// The fleet's shares stay in force; the file's are handed to the store,
+	// which writes those edited since it last took them (package fleet).
+	if err := rt.applyLocked(rt.overlay(cfg, rt.fleet.Current())); err != nil {
+		return err
+	}
+	rt.file = cfg
+	rt.fleet.SetFileShares(fileShares(cfg))
+	return nil
 }
 
 func (rt *Router) applyLocked(cfg *config.Config) error {
@@ -440,6 +459,12 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 
 // rollback sets route's native share to 0 %, audited as action
 // "auto_rollback" by "cutover": the breakers' auto rollback.
+// With a fleet store it rolls the route back fleet-wide, on top of whatever
+// the store holds (it does not depend on what it replaces).
 func (rt *Router) rollback(route string) (ChangeResult, error) {
-	return rt.SetShares(map[string]int{route: 0}, Actor{Who: "cutover", Action: "auto_rollback"})
+	actor := Actor{Who: "cutover", Action: "auto_rollback", Reason: "native breaker tripped"}
+	if rt.fleet != nil {
+		return rt.setFleetShares(map[string]int{route: 0}, actor, nil, true)
+	}
+	return rt.SetShares(map[string]int{route: 0}, actor)
 }

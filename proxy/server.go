@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/fleet"
 	"github.com/cutover/cutover/internal/tracing"
 )
 
@@ -37,6 +38,8 @@ type Options struct {
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener
 	AdminListener   net.Listener
+	// Version is this build, shown in the fleet view. Zero means "".
+	Version string
 }
 
 // Server is a whole cutover process: the traffic listener (an Echo server
@@ -58,6 +61,7 @@ type Server struct {
 	draining  atomic.Bool
 	transport *http.Transport // to legacy
 	shadow    *shadowing
+	fleet     *fleet.Store // nil without fleet.redis_url
 }
 
 // New builds a Server for cfg (validated by config.Load): the request
@@ -78,6 +82,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	p.shadow.mount(s.Admin)
 	if cfg.Admin.Pprof {
 		mountPprof(s.Admin.Echo())
+	}
+	if cfg.Fleet.Enabled() {
+		if err := s.newFleet(cfg, opts.Version); err != nil {
+			p.shadow.closeResources()
+			return nil, err
+		}
 	}
 
 	s.traffic = echo.New()
@@ -124,7 +134,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// health answers the ALB health check: 200 while serving, 503 once draining.
+// health answers the ALB health check: 200 while serving, 503 once
+// draining, and with a fleet store 503 until the fleet's state is applied
+// (or fleet.startup_sync_bound has passed: see package fleet).
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -132,6 +144,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("draining\n"))
+		return
+	}
+	if s.fleet != nil && !s.fleet.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("fleet state not applied yet\n"))
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
@@ -221,6 +238,22 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.watcher != nil {
 		g.Go(func() error { return s.watcher.Run(stopWatch) })
 	}
+	// The fleet link outlives the drain (heartbeats, a rollback during it)
+	// and stops with Run.
+	stopFleet, cancelFleet := context.WithCancel(context.Background())
+	if s.fleet != nil {
+		fleetDone := make(chan struct{})
+		go func() {
+			defer close(fleetDone)
+			_ = s.fleet.Run(stopFleet)
+		}()
+		defer func() {
+			cancelFleet()
+			<-fleetDone
+			_ = s.fleet.Close()
+		}()
+	}
+	defer cancelFleet()
 	g.Go(func() error {
 		delay := s.cfg.Shutdown.DrainDelay
 		select {

@@ -20,6 +20,10 @@ import (
 	"github.com/cutover/cutover/proxy"
 )
 
+// version is this build, shown in the fleet view; set it with
+// -ldflags "-X main.version=...".
+var version = "dev"
+
 func init() {
 	register("serve", "run the proxy (traffic, admin API, metrics, config hot reload)", serveCmd)
 	register("check-config", "validate a config file (every problem at once) and exit", checkConfigCmd)
@@ -59,7 +63,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeIso()
-	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}, Tracer: tr})
+	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}, Version: version, Tracer: tr})
 	if err != nil {
 		return err
 	}
