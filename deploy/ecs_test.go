@@ -235,6 +235,12 @@ func TestECSExample(t *testing.T) {
 	if len(svc.LoadBalancers) != 1 || svc.LoadBalancers[0].ContainerName != "cutover" || svc.LoadBalancers[0].ContainerPort != traffic {
 		t.Errorf("the service's load balancer targets %+v, want container cutover port %d", svc.LoadBalancers, traffic)
 	}
+	// A task whose fleet store does not answer at start fails its health
+	// check for up to fleet.startup_sync_bound, then serves its file's
+	// shares: ECS must not replace it for that meanwhile.
+	if grace := time.Duration(svc.HealthCheckGracePeriodSeconds) * time.Second; cfg.Fleet.StartupSyncBound > 0 && grace < cfg.Fleet.StartupSyncBound {
+		t.Errorf("healthCheckGracePeriodSeconds %v is below fleet.startup_sync_bound %v", grace, cfg.Fleet.StartupSyncBound)
+	}
 	if svc.DeploymentConfiguration.MinimumHealthyPercent < 100 {
 		t.Errorf("minimumHealthyPercent %d: a deployment would drop capacity while tasks drain", svc.DeploymentConfiguration.MinimumHealthyPercent)
 	}
@@ -310,6 +316,11 @@ func TestECSExample(t *testing.T) {
 	if cfg.Admin.PersistShares() {
 		t.Error("admin.persist must be false: the config is in the read-only image")
 	}
+	// Several tasks: one set of shares in a fleet store apart from the
+	// conversations (docs/fleet.md).
+	if fu, nu := cfg.Fleet.RedisURL, cfg.Native.RedisURL; fu == "" || redisHost(t, fu) == redisHost(t, nu) {
+		t.Errorf("fleet.redis_url %q: a fleet of tasks needs one, apart from the conversations' %q", fu, nu)
+	}
 
 	// Secrets come from SSM or Secrets Manager, never from plain environment.
 	if td.ExecutionRoleArn == "" || td.TaskRoleArn == "" {
@@ -332,4 +343,13 @@ func TestECSExample(t *testing.T) {
 			t.Errorf("container %s: logs %+v, want awslogs with group, region and stream prefix", c.Name, lc)
 		}
 	}
+}
+
+func redisHost(t *testing.T, u string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("redis url %q: %v", u, err)
+	}
+	return p.Host
 }

@@ -47,7 +47,7 @@ const dataWait = 90 * time.Second
 // backends differ in a compared header (semantic mismatches), a diff store
 // whose Redis is down (store and summary flush failures), shadow-safe
 // writes to the isolated targets (shadow model calls), a share change and a
-// SIGHUP reload. The alert rules are loaded too: every rule must evaluate
+// SIGHUP reload; shares kept in a fleet store. The alert rules are loaded too: every rule must evaluate
 // without error, and those the faults set off must fire.
 func TestDashboardQueriesAgainstRealPrometheus(t *testing.T) {
 	promBin := tool(t, "prometheus")
@@ -71,7 +71,9 @@ func TestDashboardQueriesAgainstRealPrometheus(t *testing.T) {
 		LegacyURL: legacy.URL(), RedisURL: redis.URL(), StubURL: stub,
 		Env: []string{"CUTOVER_ADMIN_TOKEN=deploy-test-token", "CUTOVER_ADMIN_PERSIST=false", "CUTOVER_LOG_ACCESS=false",
 			// native's Server header differs from gunicorn's: compared on models, a semantic mismatch
-			"CUTOVER_NATIVE_HEADERS_SERVER=cutover-native"},
+			"CUTOVER_NATIVE_HEADERS_SERVER=cutover-native",
+			// a fleet of one: shares in the fleet store, database 1 of the test's Redis
+			"CUTOVER_FLEET_REDIS_URL=redis://" + redis.Addr() + "/1"},
 		Extra:  shadowYAML(isoLegacy.URL(), isoRedis.URL(), tmp),
 		Routes: routeSettings,
 	})
@@ -168,6 +170,7 @@ var evidence = map[string]string{
 	"shadows called the model":      `sum(cutover_shadow_model_calls_total{route="chat", purpose="shadow"}) > 0`,
 	"the share change was counted":  `sum(cutover_share_changes_total{route="delete_conversation", action="set"}) > 0`,
 	"the SIGHUP reload was counted": `sum(cutover_config_reloads_total{result="success"}) > 0`,
+	"the fleet store was applied":   `min(cutover_fleet_synced{job="cutover"}) == 1 and min(cutover_fleet_store_up{job="cutover"}) == 1`,
 }
 
 // routeSettings puts every route of the legacy app at a 50 % native share,
