@@ -131,6 +131,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg.File() != "" {
 		s.watcher = &config.Watcher{Path: cfg.File(), Apply: s.apply, Result: s.reloaded}
 	}
+	s.mountConsole()
 	return s, nil
 }
 
