@@ -56,6 +56,8 @@ type Config struct {
 	Shadow Shadow `mapstructure:"shadow" json:"shadow"`
 	// Log configures logging.
 	Log Log `mapstructure:"log" json:"log"`
+	// Tracing configures OpenTelemetry tracing (off unless an endpoint is set).
+	Tracing Tracing `mapstructure:"tracing" json:"tracing"`
 	// Fleet connects the instances behind one load balancer through a Redis
 	// store that holds their shares. Zero means a single instance.
 	Fleet Fleet `mapstructure:"fleet" json:"fleet"`
@@ -509,6 +511,36 @@ type Log struct {
 	Level string `mapstructure:"level" json:"level"`
 	// Access turns the per-request access log on or off. Zero means on.
 	Access *bool `mapstructure:"access" json:"access"`
+}
+
+// Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
+// built at start: a change takes effect on restart. The exporter also reads
+// the standard OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS
+// (e.g. a collector's auth header), OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES.
+type Tracing struct {
+	// OTLPEndpoint is the OTLP/HTTP receiver, e.g. "http://127.0.0.1:4318"
+	// (a collector beside the process): spans are posted to its /v1/traces,
+	// or to the URL as given when it has a path. Zero means tracing is off:
+	// no span is made, no header is added, nothing is exported.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint" json:"otlp_endpoint"`
+	// SampleRatio is the share of requests traced among those that arrive
+	// without a sampling decision, from 0 to 1 (by trace id, so every
+	// instance agrees); a sampled or unsampled parent (traceparent, or
+	// X-Amzn-Trace-Id's Sampled) is always followed. Nil means 1: every
+	// such request.
+	SampleRatio *float64 `mapstructure:"sample_ratio" json:"sample_ratio"`
+}
+
+// Enabled reports whether tracing is on.
+func (t Tracing) Enabled() bool { return t.OTLPEndpoint != "" }
+
+// Ratio is the effective SampleRatio.
+func (t Tracing) Ratio() float64 {
+	if t.SampleRatio == nil {
+		return 1
+	}
+	return *t.SampleRatio
 }
 
 // AccessLog reports whether the per-request access log is on.

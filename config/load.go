@@ -110,6 +110,9 @@ func parse(data []byte, environ []string) (*Config, error) {
 	return &c, errors.Join(decodeProblems(err, c.Routes), c.resolve())
 }
 
+// rootType is how mapstructure names the decoded root (Config itself).
+var rootType = reflect.TypeFor[Config]().String()
+
 // decodeProblems splits mapstructure's error into one error per field, each
 // naming its field as validation does (a route by its name).
 func decodeProblems(err error, routes []Route) error {
@@ -120,7 +123,11 @@ func decodeProblems(err error, routes []Route) error {
 	var walk func(e error, field string)
 	walk = func(e error, field string) {
 		if de, ok := e.(*mapstructure.DecodeError); ok {
-			walk(de.Unwrap(), de.Name())
+			name := de.Name()
+			if name == rootType { // mapstructure 2.5 names the root by its type
+				name = ""
+			}
+			walk(de.Unwrap(), name)
 			return
 		}
 		if j, ok := e.(interface{ Unwrap() []error }); ok {
@@ -425,6 +432,14 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	}
 	if err := validFieldValue(c.Native.Headers.Server); err != nil {
 		add("native: headers.server %q %w", c.Native.Headers.Server, err)
+	}
+	if e := c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("tracing: otlp_endpoint %q is not an http(s) URL", e)
+		}
+	}
+	if r := c.Tracing.Ratio(); r < 0 || r > 1 || r != r {
+		add("tracing: sample_ratio %v is not in [0, 1]", r)
 	}
 }
 

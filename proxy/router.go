@@ -16,9 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/fleet"
+	"github.com/cutover/cutover/internal/tracing"
 )
 
 // Errors of share changes.
@@ -46,6 +49,9 @@ type RouterOptions struct {
 	// commit runs once the config is in force, under the same lock. Nil means
 	// none. (The shadow stage compiles its comparison rules this way.)
 	Prepare func(*config.Config) (commit func(), err error)
+	// Tracer makes a server span per request, and a span around the native
+	// handlers. Nil means tracing is off.
+	Tracer *tracing.Tracer
 }
 
 // Router is the first and last stage of the pipeline: it matches each
@@ -65,6 +71,7 @@ type Router struct {
 	native   map[string]bool
 	metrics  *Metrics
 	log      *slog.Logger
+	tracer   *tracing.Tracer // nil: off
 
 	mu  sync.Mutex // serialises config changes
 	cfg *config.Config
@@ -114,7 +121,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	if opts.Legacy == nil {
 		return nil, errors.New("new router: no legacy handler")
 	}
-	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare}
+	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare, tracer: opts.Tracer}
 	if rt.metrics == nil {
 		rt.metrics = NewMetrics()
 	}
@@ -123,7 +130,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	}
 	rt.base = &backends{legacy: opts.Legacy}
 	if opts.Native != nil {
-		rt.base.native = opts.Native
+		rt.base.native = opts.Tracer.Handler("native", opts.Native)
 		for _, e := range opts.Native.Endpoints() {
 			rt.native[e] = true
 		}
@@ -265,6 +272,10 @@ var decisionPool = sync.Pool{New: func() any { return new(Decision) }}
 // ServeHTTP routes one request.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var span trace.Span
+	if rt.tracer != nil {
+		r, span = rt.tracer.StartRequest(r)
+	}
 	s := rt.snap.Load()
 	d := decisionPool.Get().(*Decision)
 	d.reset()
@@ -279,7 +290,14 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p := recover()
 		wroteBefore := rec.wrote
 		rt.metrics.inFlight.Dec()
-		rt.finish(s, r, d, rm, rec, start, p)
+		status := rt.finish(s, r, d, rm, rec, start, p)
+		if span != nil {
+			o := tracing.Outcome{Route: d.Route, Reason: d.Reason.String(), Backend: d.Served.String(), Fallback: d.Fallback, Status: status}
+			if d.Config != nil {
+				o.Path = d.Config.Path
+			}
+			tracing.EndRequest(span, r.Method, o)
+		}
 		putRecorder(rec)
 		*d = Decision{}
 		decisionPool.Put(d)
@@ -377,8 +395,9 @@ func (s *snapshot) override(r *http.Request) (Backend, bool) {
 	return Legacy, false
 }
 
-// finish records the outcome of a request: metrics and the access log.
-func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) {
+// finish records the outcome of a request, metrics and the access log, and
+// returns the status recorded.
+func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) int {
 	status := rec.Status()
 	errKind := ""
 	if d.Err != nil {
@@ -418,7 +437,7 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		rt.metrics.errors.WithLabelValues(d.Route, d.Served.String(), errKind).Inc()
 	}
 	if !s.accessLog {
-		return
+		return status
 	}
 	attrs := [...]slog.Attr{
 		slog.String("route", d.Route),
@@ -435,6 +454,7 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		slog.String("error", errKind),
 	}
 	rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	return status
 }
 
 // rollback sets route's native share to 0 %, audited as action

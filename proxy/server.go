@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/fleet"
+	"github.com/cutover/cutover/internal/tracing"
 )
 
 // Options are the optional parts of a Server.
@@ -30,6 +31,9 @@ type Options struct {
 	// Now is the clock of the circuit breakers (open timeouts, intervals,
 	// Retry-After). Nil means time.Now; tests move one by hand.
 	Now func() time.Time
+	// Tracer makes the spans of each request, its legacy round trip, its
+	// native handler and its shadow calls. Nil means tracing is off.
+	Tracer *tracing.Tracer
 	// TrafficListener and AdminListener, if set, are used instead of
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener

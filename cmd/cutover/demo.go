@@ -128,7 +128,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if fleetURL != "" {
 			log = log.With("instance", cfg.Fleet.Instance)
 		}
-		native, closeNative, err := buildNative(ctx, cfg, log)
+		native, closeNative, err := buildNative(ctx, cfg, log, nil)
 		if err != nil {
 			return err
 		}
