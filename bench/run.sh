@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/run.sh: the benchmark harness behind `make bench` (which builds bin/cutover and
-# bin/bedrock-stub and installs wrk, hey, nginx and haproxy first).
+# bin/bedrock-stub and installs wrk, hey, nginx, haproxy and caddy first).
 #
 #   BENCH_QUICK=1      run every scenario briefly (smoke test); results go to bench/tmp/results-quick
-#   BENCH_ONLY=a,b     only these scenarios: passthrough, chat, memory, shadow
+#   BENCH_ONLY=a,b     only these scenarios: passthrough, chat, openloop, memory, shadow
+#   BENCH_PIN=0        do not pin (default: the process under test on core 0, everything else on
+#                      core 1, in the passthrough, chat and openloop scenarios)
 #   BENCH_OUT=DIR      results folder (default bench/results)
 #   BENCH_BIN=DIR      where cutover and bedrock-stub are (default bin/, as make build leaves them)
 #   BENCH_TTFT=300ms BENCH_TPS=60 BENCH_WINDOW=20s BENCH_GUNICORN_WORKERS=N   workload knobs
@@ -43,13 +45,14 @@ trap 'exit 130' INT TERM
 # 5,000 users need well over 10,000 descriptors in the proxy and the load generator.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-for t in wrk hey nginx haproxy redis-server; do
+for t in wrk hey nginx haproxy caddy redis-server; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing (make bench installs it)" >&2; exit 1; }
 done
 [ -x "${BENCH_BIN:-bin}/bedrock-stub" ] || { echo "bench: ${BENCH_BIN:-bin}/bedrock-stub is missing (run make build)" >&2; exit 1; }
 
 # Keep the scratch folders (logs, generated configs) of the last two runs only.
-ls -dt bench/tmp/run-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+# (No scratch folder yet is fine: ls fails then, and pipefail must not end the run.)
+{ ls -dt bench/tmp/run-* 2>/dev/null || true; } | tail -n +3 | xargs -r rm -rf
 
 readme=()
 if [ "${BENCH_QUICK:-}" != 1 ] && [ -z "${BENCH_OUT:-}${BENCH_ONLY:-}${BENCH_USERS:-}${BENCH_CONFIGS:-}" ] && [ -z "${BENCH_LOW_USERS+set}" ]; then

@@ -56,6 +56,11 @@ type Config struct {
 	Shadow Shadow `mapstructure:"shadow" json:"shadow"`
 	// Log configures logging.
 	Log Log `mapstructure:"log" json:"log"`
+	// Tracing configures OpenTelemetry tracing (off unless an endpoint is set).
+	Tracing Tracing `mapstructure:"tracing" json:"tracing"`
+	// Fleet connects the instances behind one load balancer through a Redis
+	// store that holds their shares. Zero means a single instance.
+	Fleet Fleet `mapstructure:"fleet" json:"fleet"`
 
 	// file is the path the config was loaded from ("" when none).
 	file string
@@ -132,7 +137,8 @@ type Admin struct {
 	// Zero means changes are audited in the process log only.
 	AuditLog string `mapstructure:"audit_log" json:"audit_log"`
 	// Persist writes share changes back to the config file. Zero means true;
-	// set "false" to keep admin changes in memory only.
+	// set "false" to keep admin changes in memory only. With a fleet store
+	// (fleet.redis_url) it does not apply: the store keeps the shares.
 	Persist *bool `mapstructure:"persist" json:"persist"`
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener
 	// (never on the traffic port), for profiling under load. Zero means off.
@@ -487,12 +493,78 @@ func (d DiffStore) JSONLFile() string {
 	return d.JSONLPath
 }
 
+// Fleet configures the fleet store (package internal/fleet): with RedisURL
+// set, every instance sharing it follows one set of shares, rollbacks and
+// rollout state, changed from any instance; the file's share of a route only
+// seeds the store, and an edit of it in the file is written to the store
+// (audited, reason "config file"). Fleet settings take effect on restart.
+type Fleet struct {
+	// RedisURL is the fleet store (redis://, rediss:// or unix://). Use a
+	// database or server apart from the conversations (native.redis_url).
+	// Zero means no fleet: this instance alone, its shares in this file. It
+	// may hold a password, so it is never rendered (the fleet status shows
+	// the store's address).
+	RedisURL string `mapstructure:"redis_url" json:"-"`
+	// Instance names this instance in the fleet view and the audit log.
+	// Zero means the host name and the traffic port ("ip-10-0-1-7:8080").
+	Instance string `mapstructure:"instance" json:"instance"`
+	// KeyPrefix starts every key of the fleet store. Zero means "cutover:".
+	KeyPrefix string `mapstructure:"key_prefix" json:"key_prefix"`
+	// ReconcileInterval is how often the store is read besides change
+	// messages (the bound on applying a change whose message was missed).
+	// Zero means 1s.
+	ReconcileInterval time.Duration `mapstructure:"reconcile_interval" json:"reconcile_interval"`
+	// HeartbeatTTL is how long an instance stays in the fleet view without a
+	// heartbeat (sent every third of it). Zero means 15s.
+	HeartbeatTTL time.Duration `mapstructure:"heartbeat_ttl" json:"heartbeat_ttl"`
+	// StartupSyncBound is how long an instance that cannot reach the store at
+	// start fails its health check before it starts on this file's shares
+	// (logged as an ERROR, flagged in the fleet view). Zero means 30s;
+	// negative means never: it stays unhealthy until the store answers.
+	StartupSyncBound time.Duration `mapstructure:"startup_sync_bound" json:"startup_sync_bound"`
+	// AuditMaxLen caps the fleet-wide audit stream (entries). Zero means 10000.
+	AuditMaxLen int64 `mapstructure:"audit_max_len" json:"audit_max_len"`
+}
+
+// Enabled reports whether a fleet store is configured.
+func (f Fleet) Enabled() bool { return f.RedisURL != "" }
+
 // Log configures logging.
 type Log struct {
 	// Level is debug, info, warn or error. Zero means "info".
 	Level string `mapstructure:"level" json:"level"`
 	// Access turns the per-request access log on or off. Zero means on.
 	Access *bool `mapstructure:"access" json:"access"`
+}
+
+// Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
+// built at start: a change takes effect on restart. The exporter also reads
+// the standard OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS
+// (e.g. a collector's auth header), OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES.
+type Tracing struct {
+	// OTLPEndpoint is the OTLP/HTTP receiver, e.g. "http://127.0.0.1:4318"
+	// (a collector beside the process): spans are posted to its /v1/traces,
+	// or to the URL as given when it has a path. Zero means tracing is off:
+	// no span is made, no header is added, nothing is exported.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint" json:"otlp_endpoint"`
+	// SampleRatio is the share of requests traced among those that arrive
+	// without a sampling decision, from 0 to 1 (by trace id, so every
+	// instance agrees); a sampled or unsampled parent (traceparent, or
+	// X-Amzn-Trace-Id's Sampled) is always followed. Nil means 1: every
+	// such request.
+	SampleRatio *float64 `mapstructure:"sample_ratio" json:"sample_ratio"`
+}
+
+// Enabled reports whether tracing is on.
+func (t Tracing) Enabled() bool { return t.OTLPEndpoint != "" }
+
+// Ratio is the effective SampleRatio.
+func (t Tracing) Ratio() float64 {
+	if t.SampleRatio == nil {
+		return 1
+	}
+	return *t.SampleRatio
 }
 
 // AccessLog reports whether the per-request access log is on.

@@ -379,3 +379,34 @@ func TestShadowDefaultsAndLimits(t *testing.T) {
 		t.Errorf("max_in_flight below workers: %v", err)
 	}
 }
+
+// A file rewritten in place is empty for a moment; that moment is refused
+// (an empty file is a valid config with no routes), and the config in force
+// stays until the write completes.
+func TestWatcherRefusesEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	full := "routes:\n  - name: chat\n    path: /chat\n    native_percent: 5\n"
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var applied []int
+	w := &Watcher{Path: path, Apply: func(c *Config) error { applied = append(applied, len(c.Routes)); return nil }}
+	for _, tt := range []struct {
+		give    string
+		wantErr error
+	}{
+		{"", ErrEmptyFile},
+		{" \n\t\n", ErrEmptyFile},
+		{full, nil},
+	} {
+		if err := os.WriteFile(path, []byte(tt.give), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Reload(false); !errors.Is(err, tt.wantErr) {
+			t.Errorf("reload of %q: %v, want %v", tt.give, err, tt.wantErr)
+		}
+	}
+	if len(applied) != 1 || applied[0] != 1 {
+		t.Errorf("applied configs with %v routes, want [1]", applied)
+	}
+}

@@ -112,6 +112,9 @@ func parse(data []byte, environ []string) (*Config, error) {
 	return &c, errors.Join(decodeProblems(err, c.Routes), c.resolve())
 }
 
+// rootType is how mapstructure names the decoded root (Config itself).
+var rootType = reflect.TypeFor[Config]().String()
+
 // decodeProblems splits mapstructure's error into one error per field, each
 // naming its field as validation does (a route by its name).
 func decodeProblems(err error, routes []Route) error {
@@ -122,7 +125,11 @@ func decodeProblems(err error, routes []Route) error {
 	var walk func(e error, field string)
 	walk = func(e error, field string) {
 		if de, ok := e.(*mapstructure.DecodeError); ok {
-			walk(de.Unwrap(), de.Name())
+			name := de.Name()
+			if name == rootType { // mapstructure 2.5 names the root by its type
+				name = ""
+			}
+			walk(de.Unwrap(), name)
 			return
 		}
 		if j, ok := e.(interface{ Unwrap() []error }); ok {
@@ -250,6 +257,7 @@ func (c *Config) resolve() error {
 	}
 	c.validateShadowGlobal(add)
 	c.validateLegacyBreaker(add)
+	c.validateFleet(add)
 	return errors.Join(errs...)
 }
 
@@ -342,6 +350,7 @@ func (c *Config) setDefaults() {
 		c.Shadow.Noise.Absolute = 0.03
 	}
 	def(&c.Log.Level, "info")
+	c.Fleet.setDefaults(c.Listen.Addr)
 	c.LegacyBreaker.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -436,6 +445,14 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	}
 	if err := validFieldValue(c.Native.Headers.Server); err != nil {
 		add("native: headers.server %q %w", c.Native.Headers.Server, err)
+	}
+	if e := c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("tracing: otlp_endpoint %q is not an http(s) URL", e)
+		}
+	}
+	if r := c.Tracing.Ratio(); r < 0 || r > 1 || r != r {
+		add("tracing: sample_ratio %v is not in [0, 1]", r)
 	}
 }
 

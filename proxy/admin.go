@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/fleet"
 )
 
 // RouteInfo is one route as GET /admin/routes reports it.
@@ -39,6 +40,8 @@ type Admin struct {
 	// RouteStatus, if set before serving, adds live state to each route of
 	// GET /admin/routes (e.g. breaker states).
 	RouteStatus func(route string) any
+	// fleet serves GET /admin/fleet and /admin/audit; nil without a fleet store.
+	fleet *fleet.Store
 }
 
 // NewAdmin builds the admin API for rt.
@@ -65,6 +68,8 @@ func NewAdmin(rt *Router) *Admin {
 	a.e.GET("/admin/routes/:name", a.getRoute)
 	a.e.PUT("/admin/routes/:name", a.putRoute, a.RequireToken)
 	a.e.POST("/admin/rollback", a.rollback, a.RequireToken)
+	a.e.GET("/admin/fleet", a.getFleet)
+	a.e.GET("/admin/audit", a.getAudit)
 	a.e.GET("/metrics", echo.WrapHandler(rt.Metrics().Handler()))
 	return a
 }
@@ -108,12 +113,16 @@ func (a *Admin) info(r *config.Route) RouteInfo {
 }
 
 func (a *Admin) listRoutes(c echo.Context) error {
-	cfg := a.rt.Config()
+	cfg, gen := a.rt.ConfigAt()
 	out := make([]RouteInfo, 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		out = append(out, a.info(&cfg.Routes[i]))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"routes": out})
+	resp := map[string]any{"routes": out}
+	if a.fleet != nil {
+		resp["generation"] = gen
+	}
+	return c.JSON(http.StatusOK, resp)
 }
 
 func (a *Admin) getRoute(c echo.Context) error {
@@ -128,6 +137,22 @@ func (a *Admin) getRoute(c echo.Context) error {
 type ShareRequest struct {
 	NativePercent *float64 `json:"native_percent"`
 	NativeBP      *int     `json:"native_bp"`
+	// Reason is why, for the audit log. Zero means none given.
+	Reason string `json:"reason,omitempty"`
+	// Generation, with a fleet store, is the fleet generation the change
+	// was decided on (GET /admin/routes gives it): the change fails with 409
+	// unless the fleet is still there. Nil means the generation this
+	// instance applies.
+	Generation *uint64 `json:"generation,omitempty"`
+}
+
+// setShares makes a change from the admin API, from the generation the
+// caller gave if any.
+func (a *Admin) setShares(shares map[string]int, actor Actor, gen *uint64) (ChangeResult, error) {
+	if gen != nil {
+		return a.rt.SetSharesFrom(*gen, shares, actor)
+	}
+	return a.rt.SetShares(shares, actor)
 }
 
 func (a *Admin) putRoute(c echo.Context) error {
@@ -162,21 +187,39 @@ func (a *Admin) putRoute(c echo.Context) error {
 	default:
 		return echo.NewHTTPError(http.StatusBadRequest, `body must be {"native_percent": N} or {"native_bp": N}`)
 	}
-	res, err := a.rt.SetShares(map[string]int{name: bp}, a.actor(c, "set"))
+	actor := a.actor(c, "set")
+	actor.Reason = truncate(req.Reason, 500)
+	res, err := a.setShares(map[string]int{name: bp}, actor, req.Generation)
 	if err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, ErrNoHandler) {
-			code = http.StatusConflict
-		}
-		return echo.NewHTTPError(code, err.Error())
+		return echo.NewHTTPError(changeStatus(err, http.StatusBadRequest), err.Error())
 	}
 	return c.JSON(http.StatusOK, map[string]any{"route": a.info(a.rt.Config().Route(name)), "result": res})
 }
 
+// RollbackRequest is the optional body of POST /admin/rollback.
+type RollbackRequest struct {
+	// Reason is why, for the audit log. Zero means none given.
+	Reason string `json:"reason,omitempty"`
+	// Generation is as in ShareRequest.
+	Generation *uint64 `json:"generation,omitempty"`
+}
+
 func (a *Admin) rollback(c echo.Context) error {
-	res, err := a.rt.Rollback(a.actor(c, "rollback"))
+	var req RollbackRequest
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 64<<10))
 	if err != nil {
-		return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+		return echo.NewHTTPError(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, `body must be empty or {"reason": "..."}: `+err.Error())
+		}
+	}
+	actor := a.actor(c, "rollback")
+	actor.Reason = truncate(req.Reason, 500)
+	res, err := a.setShares(a.rt.zeroShares(), actor, req.Generation)
+	if err != nil {
+		return echo.NewHTTPError(changeStatus(err, http.StatusInternalServerError), err.Error())
 	}
 	return c.JSON(http.StatusOK, map[string]any{"result": res})
 }
@@ -192,10 +235,16 @@ func (a *Admin) actor(c echo.Context, action string) Actor {
 	if who == "" {
 		who = "unknown"
 	}
-	if len(who) > 200 {
-		who = who[:200]
-	}
+	who = truncate(who, 200)
 	return Actor{Who: who, Remote: c.Request().RemoteAddr, Action: action}
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func quote(s string) string {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/cutover/cutover/internal/console"
 )
 
 // metricsPath is the one admin endpoint served without the token
@@ -15,8 +17,8 @@ import (
 const metricsPath = "/metrics"
 
 // guard runs before routing on every admin request: the Host must be one
-// the admin listener answers (hostAllowed), and every path but /metrics
-// needs the admin token. Refusals are audited; so are reads of diff records
+// the admin listener answers (hostAllowed), and every path but /metrics and
+// the console's static page (console.Public) needs the admin token. Refusals are audited; so are reads of diff records
 // (they hold users' chat text).
 func (a *Admin) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -27,8 +29,8 @@ func (a *Admin) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			return echo.NewHTTPError(http.StatusForbidden,
 				"host not allowed: the admin API answers IP literals, localhost and admin.allowed_hosts only")
 		}
-		if r.URL.Path == metricsPath {
-			return next(c)
+		if r.URL.Path == metricsPath || console.Public(r) {
+			return next(c) // the console's static page carries no data; what it reads needs the token
 		}
 		if err := a.checkToken(c); err != nil {
 			return err

@@ -26,7 +26,11 @@
 //     endpoints (guard mutating ones with Admin.RequireToken);
 //     Admin.RouteStatus adds live state to GET /admin/routes.
 //   - Router.SetShares is the audited way to change shares (the admin API and
-//     the breakers' auto rollback both use it).
+//     the breakers' auto rollback both use it). With fleet.redis_url it
+//     changes the whole fleet through internal/fleet instead of the file
+//     (fleet.go): the Router then applies the file's config with each fleet
+//     snapshot's shares laid over it, and the health check fails until the
+//     first snapshot is applied.
 //   - Bucket and Seed are the deterministic hash of the split; shadow
 //     sampling uses the same Bucket under seeds of its own (decision.go).
 package proxy

@@ -69,7 +69,7 @@ const maxBufferedResponse = 1 << 20
 //     "auto_rollback", who "cutover"), until ops raise it again.
 //
 // A panic in a native handler is recovered here, at the native boundary,
-// and never takes the process down. Build it with Breakers.Fallback.
+// and never takes the process down. newPipeline builds it (Breakers.fallback).
 type Fallback struct {
 	next *backends
 	b    *Breakers
@@ -77,8 +77,8 @@ type Fallback struct {
 
 var _ Dispatcher = (*Fallback)(nil)
 
-// Fallback returns the breaker stage in front of the backends.
-func (b *Breakers) Fallback(next *backends) *Fallback { return &Fallback{next: next, b: b} }
+// fallback returns the breaker stage in front of the backends.
+func (b *Breakers) fallback(next *backends) *Fallback { return &Fallback{next: next, b: b} }
 
 // Dispatch serves r on the decided backend, behind its breakers.
 //

@@ -48,7 +48,13 @@ type faultEnv struct {
 	ts      *testServer
 	c       *http.Client
 	yaml    string
+	// clock is the breakers' clock: an open breaker stays open until
+	// waitRecovered moves it past faultOpenTimeout.
+	clock *testClock
 }
+
+// faultOpenTimeout is faultConfig's open_timeout.
+const faultOpenTimeout = 250 * time.Millisecond
 
 func faultConfig(legacyURL string) string {
 	return `
@@ -244,7 +250,8 @@ func startFaultEnv(t *testing.T) *faultEnv {
 		"BEDROCK_TIMEOUT": "2", "BEDROCK_MAX_ATTEMPTS": "1", "GUNICORN_WORKERS": "4",
 	})
 	e.yaml = faultConfig(e.legacy.URL())
-	e.ts = startServer(t, e.yaml, newNative(t, stubURL, e.redis.URL()))
+	e.clock = newTestClock()
+	e.ts = startServerClock(t, e.yaml, newNative(t, stubURL, e.redis.URL()), e.clock.Now)
 	return e
 }
 
@@ -465,11 +472,13 @@ func (e *faultEnv) assertSplit(t *testing.T, outs []outcome) {
 	}
 }
 
-// waitRecovered sends healthy traffic until every breaker is closed.
+// waitRecovered moves the breakers' clock past open_timeout (open ones let
+// a probe through) and sends healthy traffic, until every breaker is closed.
 func (e *faultEnv) waitRecovered(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
+		e.clock.Add(faultOpenTimeout + time.Millisecond)
 		outs := e.load(t, 40, 4, e.mixed, nil)
 		allClosed := true
 		for _, r := range e.ts.Router.Config().Routes {
@@ -742,7 +751,7 @@ func TestFaults(t *testing.T) {
 		}))
 		e2 := *e
 		e2.yaml = faultConfig(front.URL)
-		e2.ts = startServer(t, e2.yaml, newNative(t, e.stubURL, e.redis.URL()))
+		e2.ts = startServerClock(t, e2.yaml, newNative(t, e.stubURL, e.redis.URL()), e2.clock.Now)
 		failing.Store(true)
 		fl := e2.startFlipper(t)
 		outs := e2.load(t, 200, 8, e2.mixed, nil)

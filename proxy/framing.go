@@ -114,6 +114,8 @@ type framingConn struct {
 	clValue   int64 // the last one's value (-1 when invalid)
 	te        bool  // Transfer-Encoding seen
 	remaining int64 // body or chunk bytes left
+
+	halfClosed bool // CloseWrite was called: Close lingers (under mu)
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {
@@ -403,4 +405,44 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Lingering close bounds: how long and how much a half-closed connection is
+// drained before it is closed (nginx's lingering_close does the same).
+const (
+	lingerFor   = 10 * time.Second
+	lingerBytes = 8 << 20
+)
+
+// CloseWrite half-closes the connection. net/http calls it after an error
+// answer it writes itself (431 for a header block over max_header_bytes, 400
+// for an unparsable request) while the client may still be sending: the
+// client then reads the answer and an end of stream.
+func (c *framingConn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	c.halfClosed = true
+	c.mu.Unlock()
+	return cw.CloseWrite()
+}
+
+// Close closes the connection. After CloseWrite it first reads and discards
+// what the client is still sending (up to lingerBytes, for up to lingerFor):
+// closing a socket with unread input sends a reset, and a reset makes the
+// client's kernel drop the answer it has not read yet, so a client that is
+// slow to read (a busy machine) would see "connection reset" instead of the
+// 431. net/http's own 500 ms wait before Close covers only a fast client.
+func (c *framingConn) Close() error {
+	c.mu.Lock()
+	linger := c.halfClosed
+	c.halfClosed = false
+	c.mu.Unlock()
+	if linger {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerFor))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	}
+	return c.Conn.Close()
 }

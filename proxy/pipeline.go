@@ -14,6 +14,10 @@ import (
 //	Fallback    (fallback.go) breakers (Allow → done), fallback to the other backend
 //	backends    (decision.go) legacy: Passthrough (legacy.go) | native: NativeApp
 //
+// With tracing on (Options.Tracer), the Router opens each request's span,
+// the legacy transport and the native app make its children, and shadow
+// calls get traces of their own, linked to it.
+//
 // Each stage holds only the stage inside it; what the outer stages need
 // back (who served, why another backend did, the error) is written into the
 // request's Decision, which the Router owns, logs and counts. What a stage
@@ -26,11 +30,14 @@ type pipeline struct {
 	transport *http.Transport // to legacy, closed at drain
 }
 
-// newPipeline builds the stages for cfg, innermost first.
+// newPipeline builds the stages for cfg. The Router comes first, because
+// the breakers are given its config getter and its rollback; the stages
+// behind it are then chained, innermost first, before any request can
+// arrive (Server.Run starts the listeners).
 func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline, error) {
 	native := opts.Native
 	p := &pipeline{transport: NewTransport(cfg.Legacy)}
-	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: p.transport, Logger: log})
+	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: opts.Tracer.LegacyTransport(p.transport), Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +46,8 @@ func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline,
 	}
 	// The Router compiles the config (and, through Prepare, the shadow
 	// comparison rules); it serves nothing until Run.
-	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Logger: log, Prepare: p.shadow.prepare})
+	p.shadow.tracer = opts.Tracer
+	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Logger: log, Prepare: p.shadow.prepare, Tracer: opts.Tracer})
 	if err != nil {
 		p.shadow.closeResources()
 		return nil, err
@@ -47,7 +55,7 @@ func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline,
 	p.router = rt
 	p.breakers = NewBreakers(BreakerOptions{Config: rt.Config, HasNative: rt.HasNative, Rollback: rt.rollback,
 		Registerer: rt.Metrics().Registry, Logger: log, Now: opts.Now})
-	p.shadow.next = p.breakers.Fallback(rt.base)
+	p.shadow.next = p.breakers.fallback(rt.base)
 	rt.dispatch = p.shadow
 	return p, nil
 }

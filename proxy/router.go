@@ -16,8 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/fleet"
+	"github.com/cutover/cutover/internal/tracing"
 )
 
 // Errors of share changes.
@@ -45,6 +49,9 @@ type RouterOptions struct {
 	// commit runs once the config is in force, under the same lock. Nil means
 	// none. (The shadow stage compiles its comparison rules this way.)
 	Prepare func(*config.Config) (commit func(), err error)
+	// Tracer makes a server span per request, and a span around the native
+	// handlers. Nil means tracing is off.
+	Tracer *tracing.Tracer
 }
 
 // Router is the first and last stage of the pipeline: it matches each
@@ -64,14 +71,25 @@ type Router struct {
 	native   map[string]bool
 	metrics  *Metrics
 	log      *slog.Logger
+	tracer   *tracing.Tracer // nil: off
 
 	mu  sync.Mutex // serialises config changes
 	cfg *config.Config
-	// fileShares are the shares of the config last applied as a whole (the
-	// file's, for a config from a file); unsaved the share changes in force
-	// that it does not hold (shares.go). Both guarded by mu.
-	fileShares map[string]int
-	unsaved    map[string]unsavedShare
+
+	// fleet, when not nil, holds the shares (fleet.go); it is set before
+	// serving and never changes. file is then the config as its file gives
+	// it, and fleetGen the fleet generation whose shares are in force. Both
+	// are guarded by mu.
+	fleet    *fleet.Store
+	file     *config.Config
+	fleetGen uint64
+
+	// Without a fleet store: fromFile are the shares of the config last
+	// applied as a whole (the file's, for a config from a file); unsaved the
+	// share changes in force that it does not hold (shares.go). Both guarded
+	// by mu.
+	fromFile map[string]int
+	unsaved  map[string]unsavedShare
 }
 
 // snapshot is the compiled config in force.
@@ -110,7 +128,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	if opts.Legacy == nil {
 		return nil, errors.New("new router: no legacy handler")
 	}
-	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare}
+	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare, tracer: opts.Tracer}
 	if rt.metrics == nil {
 		rt.metrics = NewMetrics()
 	}
@@ -119,7 +137,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	}
 	rt.base = &backends{legacy: opts.Legacy}
 	if opts.Native != nil {
-		rt.base.native = opts.Native
+		rt.base.native = opts.Tracer.Handler("native", opts.Native)
 		for _, e := range opts.Native.Endpoints() {
 			rt.native[e] = true
 		}
@@ -161,7 +179,7 @@ func (rt *Router) Apply(cfg *config.Config) error {
 	if err := rt.applyLocked(cfg); err != nil {
 		return err
 	}
-	rt.fileShares, rt.unsaved = sharesOf(cfg), nil
+	rt.fromFile, rt.unsaved = sharesOf(cfg), nil
 	return nil
 }
 
@@ -176,7 +194,17 @@ func (rt *Router) ApplyFile(cfg *config.Config) error {
 			return config.ErrSuperseded
 		}
 	}
-	return rt.reloadLocked(cfg)
+	if rt.fleet == nil {
+		return rt.reloadLocked(cfg)
+	}
+	// The fleet's shares stay in force; the file's are handed to the store,
+	// which writes those edited since it last took them (package fleet).
+	if err := rt.applyLocked(rt.overlay(cfg, rt.fleet.Current())); err != nil {
+		return err
+	}
+	rt.file = cfg
+	rt.fleet.SetFileShares(fileShares(cfg))
+	return nil
 }
 
 func (rt *Router) applyLocked(cfg *config.Config) error {
@@ -255,6 +283,10 @@ var decisionPool = sync.Pool{New: func() any { return new(Decision) }}
 // ServeHTTP routes one request.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var span trace.Span
+	if rt.tracer != nil {
+		r, span = rt.tracer.StartRequest(r)
+	}
 	s := rt.snap.Load()
 	d := decisionPool.Get().(*Decision)
 	d.reset()
@@ -269,7 +301,14 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p := recover()
 		wroteBefore := rec.wrote
 		rt.metrics.inFlight.Dec()
-		rt.finish(s, r, d, rm, rec, start, p)
+		status := rt.finish(s, r, d, rm, rec, start, p)
+		if span != nil {
+			o := tracing.Outcome{Route: d.Route, Reason: d.Reason.String(), Backend: d.Served.String(), Fallback: d.Fallback, Status: status}
+			if d.Config != nil {
+				o.Path = d.Config.Path
+			}
+			tracing.EndRequest(span, r.Method, o)
+		}
 		putRecorder(rec)
 		*d = Decision{}
 		decisionPool.Put(d)
@@ -367,8 +406,9 @@ func (s *snapshot) override(r *http.Request) (Backend, bool) {
 	return Legacy, false
 }
 
-// finish records the outcome of a request: metrics and the access log.
-func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) {
+// finish records the outcome of a request, metrics and the access log, and
+// returns the status recorded.
+func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) int {
 	status := rec.Status()
 	errKind := ""
 	if d.Err != nil {
@@ -408,7 +448,7 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		rt.metrics.errors.WithLabelValues(d.Route, d.Served.String(), errKind).Inc()
 	}
 	if !s.accessLog {
-		return
+		return status
 	}
 	attrs := [...]slog.Attr{
 		slog.String("route", d.Route),
@@ -425,10 +465,17 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		slog.String("error", errKind),
 	}
 	rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	return status
 }
 
 // rollback sets route's native share to 0 %, audited as action
 // "auto_rollback" by "cutover": the breakers' auto rollback.
+// With a fleet store it rolls the route back fleet-wide, on top of whatever
+// the store holds (it does not depend on what it replaces).
 func (rt *Router) rollback(route string) (ChangeResult, error) {
-	return rt.SetShares(map[string]int{route: 0}, Actor{Who: "cutover", Action: "auto_rollback"})
+	actor := Actor{Who: "cutover", Action: "auto_rollback", Reason: "native breaker tripped"}
+	if rt.fleet != nil {
+		return rt.setFleetShares(map[string]int{route: 0}, actor, nil, true)
+	}
+	return rt.SetShares(map[string]int{route: 0}, actor)
 }

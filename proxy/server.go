@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/fleet"
+	"github.com/cutover/cutover/internal/tracing"
 )
 
 // Options are the optional parts of a Server.
@@ -29,6 +31,9 @@ type Options struct {
 	// Now is the clock of the circuit breakers (open timeouts, intervals,
 	// Retry-After). Nil means time.Now; tests move one by hand.
 	Now func() time.Time
+	// Tracer makes the spans of each request, its legacy round trip, its
+	// native handler and its shadow calls. Nil means tracing is off.
+	Tracer *tracing.Tracer
 	// TrafficListener and AdminListener, if set, are used instead of
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener
@@ -36,6 +41,8 @@ type Options struct {
 	// MetricsListener, if set, serves GET /metrics alone instead of a
 	// listener on cfg.Admin.MetricsAddr (which, when empty, means none).
 	MetricsListener net.Listener
+	// Version is this build, shown in the fleet view. Zero means "".
+	Version string
 }
 
 // Server is a whole cutover process: the traffic listener (an Echo server
@@ -59,6 +66,7 @@ type Server struct {
 	draining  atomic.Bool
 	transport *http.Transport // to legacy
 	shadow    *shadowing
+	fleet     *fleet.Store // nil without fleet.redis_url
 }
 
 // New builds a Server for cfg (validated by config.Load): the request
@@ -83,6 +91,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	p.shadow.mount(s.Admin)
 	if cfg.Admin.Pprof {
 		mountPprof(s.Admin.Echo())
+	}
+	if cfg.Fleet.Enabled() {
+		if err := s.newFleet(cfg, opts.Version); err != nil {
+			p.shadow.closeResources()
+			return nil, err
+		}
 	}
 
 	s.traffic = echo.New()
@@ -136,10 +150,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg.File() != "" {
 		s.watcher = &config.Watcher{Path: cfg.File(), Apply: s.apply, Result: s.reloaded}
 	}
+	s.mountConsole()
 	return s, nil
 }
 
-// health answers the ALB health check: 200 while serving, 503 once draining.
+// health answers the ALB health check: 200 while serving, 503 once
+// draining, and with a fleet store 503 until the fleet's state is applied
+// (or fleet.startup_sync_bound has passed: see package fleet).
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -147,6 +164,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("draining\n"))
+		return
+	}
+	if s.fleet != nil && !s.fleet.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("fleet state not applied yet\n"))
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
@@ -257,6 +279,22 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.watcher != nil {
 		g.Go(func() error { return s.watcher.Run(stopWatch) })
 	}
+	// The fleet link outlives the drain (heartbeats, a rollback during it)
+	// and stops with Run.
+	stopFleet, cancelFleet := context.WithCancel(context.Background())
+	if s.fleet != nil {
+		fleetDone := make(chan struct{})
+		go func() {
+			defer close(fleetDone)
+			_ = s.fleet.Run(stopFleet)
+		}()
+		defer func() {
+			cancelFleet()
+			<-fleetDone
+			_ = s.fleet.Close()
+		}()
+	}
+	defer cancelFleet()
 	g.Go(func() error {
 		delay := s.cfg.Shutdown.DrainDelay
 		select {

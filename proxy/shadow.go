@@ -26,6 +26,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/shadow"
 )
 
@@ -74,6 +75,7 @@ type shadowing struct {
 	mu                   sync.Mutex // orders a rules swap (prepare's commit) with start
 	startOnce, closeOnce sync.Once
 	startErr             error
+	tracer               *tracing.Tracer // nil: off; else each shadow call is a trace linked to its request's
 }
 
 // newShadowing builds everything shadowing needs once, at start: the diff
@@ -459,6 +461,12 @@ func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision
 	}
 	if chunked {
 		target, replay = keepChunked(target), keepChunked(replay)
+	}
+	if s.tracer != nil {
+		target = s.tracer.LinkedTransport(target, "shadow "+route)
+		if replay != nil {
+			replay = s.tracer.LinkedTransport(replay, "noise "+route)
+		}
 	}
 	j := shadow.Job{Route: route, Request: req, Primary: tee.Captured(), PrimarySide: primary.String(), Target: target,
 		Snapshot: snap, ModelCall: modelCall(sh, r.Method), Context: r.Context()}

@@ -3,8 +3,10 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,10 +23,14 @@ type Change struct {
 // ChangeResult is the outcome of SetShares.
 type ChangeResult struct {
 	Changes []Change `json:"changes"`
-	// Persisted is true when the change was written back to the config file.
+	// Persisted is true when the change was written back to the config
+	// file or, with a fleet store, to the store.
 	Persisted bool `json:"persisted"`
 	// PersistError says why it was not (the change is in force anyway).
 	PersistError string `json:"persist_error,omitempty"`
+	// Generation is the fleet state's generation after the change (0
+	// without a fleet store).
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // Actor identifies who made a change, for the audit log.
@@ -32,6 +38,8 @@ type Actor struct {
 	Who    string `json:"who"`
 	Remote string `json:"remote,omitempty"`
 	Action string `json:"action"`
+	// Reason is why, as the caller gives it. Zero means none.
+	Reason string `json:"reason,omitempty"`
 }
 
 // SetShares changes the native shares of the named routes (basis points) at
@@ -42,34 +50,26 @@ type Actor struct {
 // that reloads of the file respect (reloadLocked), so it is never reverted
 // silently. Unknown routes and shares above 0 for routes without a native
 // handler are rejected and nothing changes.
+//
+// With a fleet store the change is made for the whole fleet instead (see
+// fleet.go): it fails with fleet.ErrConflict when the fleet's state moved
+// on since this instance applied it, and fleet.ErrUnavailable when the
+// store cannot be reached; the config file is not written.
 func (rt *Router) SetShares(shares map[string]int, actor Actor) (ChangeResult, error) {
+	if rt.fleet != nil {
+		return rt.setFleetShares(shares, actor, nil, false)
+	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	cur := rt.cfg
-	next := cur.Clone()
-	var res ChangeResult
-	names := make([]string, 0, len(shares))
-	for name := range shares {
-		names = append(names, name)
+	changes, err := rt.checkShares(cur, shares)
+	if err != nil {
+		return ChangeResult{}, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		bp := shares[name]
-		rc := next.Route(name)
-		if rc == nil {
-			return ChangeResult{}, fmt.Errorf("route %q: %w", name, ErrUnknownRoute)
-		}
-		if bp < 0 || bp > config.MaxShare {
-			return ChangeResult{}, fmt.Errorf("route %q: share %d bp is not in [0, %d]", name, bp, config.MaxShare)
-		}
-		if bp > 0 && !rt.native[name] {
-			return ChangeResult{}, fmt.Errorf("route %q: %w", name, ErrNoHandler)
-		}
-		if rc.Share == bp {
-			continue
-		}
-		res.Changes = append(res.Changes, Change{Route: name, Old: rc.Share, New: bp})
-		setShare(rc, bp)
+	res := ChangeResult{Changes: changes}
+	next := cur.Clone()
+	for _, c := range changes {
+		setShare(next.Route(c.Route), c.New)
 	}
 	if len(res.Changes) == 0 {
 		res.Persisted = true
@@ -124,13 +124,13 @@ func sharesOf(cfg *config.Config) map[string]int {
 // noteUnsavedLocked records a share change made by SetShares: persisted, the
 // file holds it; not, it is an overlay until the file catches up.
 func (rt *Router) noteUnsavedLocked(route string, bp int, persisted bool) {
-	file, known := rt.fileShares[route]
+	file, known := rt.fromFile[route]
 	switch {
 	case persisted:
-		if rt.fileShares == nil {
-			rt.fileShares = map[string]int{}
+		if rt.fromFile == nil {
+			rt.fromFile = map[string]int{}
 		}
-		rt.fileShares[route] = bp
+		rt.fromFile[route] = bp
 		delete(rt.unsaved, route)
 	case known && file == bp:
 		delete(rt.unsaved, route) // back to what the file says
@@ -172,8 +172,8 @@ func (rt *Router) reloadLocked(cfg *config.Config) error {
 	if err := rt.applyLocked(next); err != nil {
 		return err
 	}
-	rt.fileShares, rt.unsaved = sharesOf(cfg), unsaved
-	sort.Slice(kept, func(i, j int) bool { return kept[i].Route < kept[j].Route })
+	rt.fromFile, rt.unsaved = sharesOf(cfg), unsaved
+	slices.SortFunc(kept, func(a, b Change) int { return strings.Compare(a.Route, b.Route) })
 	for _, k := range kept {
 		rt.log.Warn("config reloaded; a share change not saved to the file stays in force over it",
 			"route", k.Route, "file_bp", k.Old, "in_force_bp", k.New)
@@ -208,14 +208,42 @@ func setShare(rc *config.Route, bp int) {
 	}
 }
 
+// checkShares validates a share change against cfg and returns what it
+// changes, in route name order: unknown routes, shares out of range and
+// native shares for routes without a native handler are errors.
+func (rt *Router) checkShares(cfg *config.Config, shares map[string]int) ([]Change, error) {
+	var changes []Change
+	for _, name := range slices.Sorted(maps.Keys(shares)) {
+		bp := shares[name]
+		rc := cfg.Route(name)
+		if rc == nil {
+			return nil, fmt.Errorf("route %q: %w", name, ErrUnknownRoute)
+		}
+		if bp < 0 || bp > config.MaxShare {
+			return nil, fmt.Errorf("route %q: share %d bp is not in [0, %d]", name, bp, config.MaxShare)
+		}
+		if bp > 0 && !rt.native[name] {
+			return nil, fmt.Errorf("route %q: %w", name, ErrNoHandler)
+		}
+		if rc.Share != bp {
+			changes = append(changes, Change{Route: name, Old: rc.Share, New: bp})
+		}
+	}
+	return changes, nil
+}
+
 // Rollback sets every route's share to 0 % in one change.
 func (rt *Router) Rollback(actor Actor) (ChangeResult, error) {
+	return rt.SetShares(rt.zeroShares(), actor)
+}
+
+func (rt *Router) zeroShares() map[string]int {
 	cfg := rt.Config()
 	shares := make(map[string]int, len(cfg.Routes))
 	for _, r := range cfg.Routes {
 		shares[r.Name] = 0
 	}
-	return rt.SetShares(shares, actor)
+	return shares
 }
 
 var auditMu sync.Mutex
@@ -226,7 +254,8 @@ func (rt *Router) audit(path string, actor Actor, res ChangeResult) {
 	now := time.Now().UTC()
 	for _, c := range res.Changes {
 		rt.log.Warn("audit: share changed", "who", actor.Who, "remote", actor.Remote, "action", actor.Action,
-			"route", c.Route, "old_bp", c.Old, "new_bp", c.New, "persisted", res.Persisted)
+			"reason", actor.Reason, "route", c.Route, "old_bp", c.Old, "new_bp", c.New, "persisted", res.Persisted,
+			"generation", res.Generation)
 	}
 	var lines [][]byte
 	for _, c := range res.Changes {

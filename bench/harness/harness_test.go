@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -166,7 +168,7 @@ func TestFreePortIsNotReused(t *testing.T) {
 
 func TestProxyConfigs(t *testing.T) {
 	dir := t.TempDir()
-	argv, err := NginxConfig(dir, "127.0.0.1:1111", "127.0.0.1:2222")
+	argv, err := NginxConfig(dir, "127.0.0.1:1111", "127.0.0.1:2222", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,12 +176,12 @@ func TestProxyConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"listen 127.0.0.1:1111", "server 127.0.0.1:2222", "keepalive 1024", "proxy_http_version 1.1", `proxy_set_header Connection ""`, "daemon off"} {
+	for _, want := range []string{"listen 127.0.0.1:1111", "server 127.0.0.1:2222", "keepalive 1024", "proxy_http_version 1.1", `proxy_set_header Connection ""`, "daemon off", "worker_processes 1;"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("nginx config lacks %q", want)
 		}
 	}
-	argv, err = HAProxyConfig(dir, "127.0.0.1:1111", "127.0.0.1:2222")
+	argv, err = HAProxyConfig(dir, "127.0.0.1:1111", "127.0.0.1:2222", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,9 +189,162 @@ func TestProxyConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"bind 127.0.0.1:1111", "server up 127.0.0.1:2222", "http-reuse always", "option http-keep-alive"} {
+	for _, want := range []string{"bind 127.0.0.1:1111", "server up 127.0.0.1:2222", "http-reuse always", "option http-keep-alive", "nbthread 1\n"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("haproxy config lacks %q", want)
+		}
+	}
+	env, argv, err := CaddyConfig(dir, "127.0.0.1:1111", "127.0.0.1:2222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(argv) != 4 || argv[0] != "caddy" || argv[1] != "run" {
+		t.Fatalf("caddy argv = %q", argv)
+	}
+	for _, kv := range env {
+		if _, v, _ := strings.Cut(kv, "="); !strings.HasPrefix(v, dir) {
+			t.Errorf("caddy env %q points outside the scratch folder %s", kv, dir)
+		}
+	}
+	b, err = os.ReadFile(argv[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Admin struct {
+			Disabled bool `json:"disabled"`
+		} `json:"admin"`
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+					Logs   any      `json:"logs"`
+					Routes []struct {
+						Handle []struct {
+							Handler   string              `json:"handler"`
+							Upstreams []map[string]string `json:"upstreams"`
+							Transport struct {
+								KeepAlive struct {
+									Enabled bool `json:"enabled"`
+								} `json:"keep_alive"`
+							} `json:"transport"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(b, &conf); err != nil {
+		t.Fatalf("caddy config is not JSON: %v", err)
+	}
+	srv, ok := conf.Apps.HTTP.Servers["bench"]
+	if !conf.Admin.Disabled || !ok || len(srv.Listen) != 1 || srv.Listen[0] != "127.0.0.1:1111" || srv.Logs != nil || len(srv.Routes) != 1 {
+		t.Fatalf("caddy config = %s", b)
+	}
+	h := srv.Routes[0].Handle[0]
+	if h.Handler != "reverse_proxy" || h.Upstreams[0]["dial"] != "127.0.0.1:2222" || !h.Transport.KeepAlive.Enabled {
+		t.Errorf("caddy handler = %+v, want a keep-alive reverse_proxy to 127.0.0.1:2222", h)
+	}
+}
+
+func TestPinningWrap(t *testing.T) {
+	tests := []struct {
+		name string
+		give Pinning
+		role Role
+		want string
+	}{
+		{"zero value pins nothing", Pinning{}, RoleServer, "wrk -c 1"},
+		{"server core", Pinning{Enabled: true, ServerCPU: 0, RestCPU: 1}, RoleServer, "taskset -c 0 wrk -c 1"},
+		{"rest core", Pinning{Enabled: true, ServerCPU: 0, RestCPU: 1}, RoleRest, "taskset -c 1 wrk -c 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(tt.give.Wrap(tt.role, "wrk", "-c", "1"), " "); got != tt.want {
+				t.Errorf("Wrap = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if p, why := DefaultPinning(false); p.Enabled || why == "" {
+		t.Errorf("DefaultPinning(false) = %+v, %q; want disabled with a reason", p, why)
+	}
+}
+
+// TestSamplerAttributesChildCPU runs two real children: one burns CPU in a subshell of its own (a
+// child that exits and is reaped inside the window, so its time reaches the root through cstime and
+// cutime), the other only sleeps. The burner's tree must show CPU time; the sleeper's must not.
+func TestSamplerAttributesChildCPU(t *testing.T) {
+	dir := t.TempDir()
+	g, err := NewGroup(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.StopAll()
+	gate := filepath.Join(dir, "go")
+	burner, err := g.Start("burner", nil, "sh", "-c",
+		`echo "rea""dy"; while [ ! -e "$0" ]; do sleep 0.01; done; (i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done); echo "bur""ned"; sleep 60`, gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper, err := g.Start("sleeper", nil, "sh", "-c", `echo "rea""dy"; exec sleep 60`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Proc{burner, sleeper} {
+		if err := WaitLog(context.Background(), p, "ready", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// (The markers are split in the scripts because the log starts with the command line.)
+	// The sleeper's exec of sleep may still be under way: wait until it is sleep that runs.
+	if err := eventually(10*time.Second, func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(sleeper.Pid()) + "/comm")
+		return strings.TrimSpace(string(b)) == "sleep"
+	}); err != nil {
+		t.Fatal("sleeper never became sleep")
+	}
+	s := StartSampler(map[string]int{"burner": burner.Pid(), "sleeper": sleeper.Pid()}, 10*time.Millisecond)
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitLog(context.Background(), burner, "burned", 60*time.Second); err != nil {
+		s.Stop()
+		t.Fatal(err)
+	}
+	u := s.Stop()
+	if b := u["burner"]; b.CPUSeconds <= 0 || b.MicrosPer(1000) <= 0 {
+		t.Errorf("burner usage = %+v, want CPU time attributed to the tree that burned it", b)
+	}
+	if sl := u["sleeper"]; sl.CPUSeconds != 0 {
+		t.Errorf("sleeper usage = %+v, want no CPU time: the burn belongs to the other tree", sl)
+	}
+}
+
+// eventually polls ok every 10 ms until it holds or bound passes.
+func eventually(bound time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(bound)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return errors.New("condition not met in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func TestUsageMicrosPer(t *testing.T) {
+	tests := []struct {
+		give Usage
+		n    int64
+		want float64
+	}{
+		{Usage{CPUSeconds: 0.5}, 10000, 50},
+		{Usage{CPUSeconds: 0.5}, 0, 0},
+		{Usage{}, 100, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.give.MicrosPer(tt.n); got != tt.want {
+			t.Errorf("%+v.MicrosPer(%d) = %v, want %v", tt.give, tt.n, got, tt.want)
 		}
 	}
 }

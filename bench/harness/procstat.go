@@ -104,6 +104,14 @@ type Usage struct {
 	Procs      int     `json:"procs"`
 }
 
+// MicrosPer is the CPU time of the window in microseconds per each of n requests (0 when n is 0).
+func (u Usage) MicrosPer(n int64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return u.CPUSeconds * 1e6 / float64(n)
+}
+
 // Sampler follows the CPU time and peak RSS of several process trees.
 type Sampler struct {
 	roots map[string]int

@@ -43,6 +43,9 @@ type WrkResult struct {
 	P999US     int64   `json:"p999_us"`
 	// RPS is requests per second over wrk's measured duration.
 	RPS float64 `json:"rps"`
+	// CPUSeconds is wrk's own user and system time over its whole run (warm-up of connections
+	// included), from the kernel's account of the exited process (wait4's rusage).
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 }
 
 // Errors is the sum of every error wrk counted (non-2xx/3xx responses included).
@@ -50,8 +53,8 @@ func (r WrkResult) Errors() int64 {
 	return r.ErrConnect + r.ErrRead + r.ErrWrite + r.ErrStatus + r.ErrTimeout
 }
 
-// Wrk runs wrk against url with conns connections on threads threads for d.
-func Wrk(ctx context.Context, dir, url string, threads, conns int, d time.Duration) (WrkResult, error) {
+// Wrk runs wrk against url with conns connections on threads threads for d, on pin's rest core.
+func Wrk(ctx context.Context, pin Pinning, dir, url string, threads, conns int, d time.Duration) (WrkResult, error) {
 	script := filepath.Join(dir, "wrk-report.lua")
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return WrkResult{}, err
@@ -63,11 +66,25 @@ func Wrk(ctx context.Context, dir, url string, threads, conns int, d time.Durati
 	}
 	cctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, "wrk", args...).CombinedOutput()
+	out, cpu, err := run(cctx, pin.Wrap(RoleRest, append([]string{"wrk"}, args...)...))
 	if err != nil {
 		return WrkResult{}, fmt.Errorf("wrk %s: %w: %s", strings.Join(args, " "), err, out)
 	}
-	return parseWrk(out)
+	r, err := parseWrk(out)
+	r.CPUSeconds = cpu
+	return r, err
+}
+
+// run runs argv to the end and returns its combined output and the CPU time (user + system) the
+// kernel accounted to it and its reaped children.
+func run(ctx context.Context, argv []string) ([]byte, float64, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	cpu := 0.0
+	if cmd.ProcessState != nil {
+		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	}
+	return out, cpu, err
 }
 
 // parseWrk reads the JSON line wrkScript prints.
@@ -97,6 +114,8 @@ type HeyResult struct {
 	P99MS    float64 `json:"p99_ms"`
 	Errors   int64   `json:"errors"`
 	Non200   int64   `json:"non_200"`
+	// CPUSeconds is hey's own user and system time over its run (wait4's rusage).
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 }
 
 var (
@@ -107,19 +126,22 @@ var (
 )
 
 // Hey runs hey for d with conns workers, each limited to qps requests per second, so the target is
-// measured below saturation and its latency is the cost of the hop rather than queueing.
-func Hey(ctx context.Context, url string, conns int, qps float64, d time.Duration) (HeyResult, error) {
+// measured below saturation and its latency is the cost of the hop rather than queueing. hey runs
+// on pin's rest core.
+func Hey(ctx context.Context, pin Pinning, url string, conns int, qps float64, d time.Duration) (HeyResult, error) {
 	args := []string{
 		"-z", fmt.Sprintf("%ds", max(1, int(d.Seconds()))), "-c", strconv.Itoa(conns),
 		"-q", strconv.FormatFloat(qps, 'f', -1, 64), "-t", "5", url,
 	}
 	cctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, "hey", args...).CombinedOutput()
+	out, cpu, err := run(cctx, pin.Wrap(RoleRest, append([]string{"hey"}, args...)...))
 	if err != nil {
 		return HeyResult{}, fmt.Errorf("hey %s: %w: %s", strings.Join(args, " "), err, out)
 	}
-	return parseHey(out)
+	r, err := parseHey(out)
+	r.CPUSeconds = cpu
+	return r, err
 }
 
 // parseHey reads hey's text summary.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -36,14 +38,36 @@ const (
 	ModeHoldStream Mode = "hold-stream"
 	// ModeHoldChat has each user keep one POST /chat in flight at a time (for memory per request).
 	ModeHoldChat Mode = "hold-chat"
+	// ModeOpen sends the mix in an open loop: arrivals at Rate per second, whatever the target's
+	// state, over at most Pool connections (as a load balancer sends them).
+	ModeOpen Mode = "open"
+)
+
+// Arrival processes of the open loop.
+const (
+	// ArrivalsPoisson spaces arrivals by exponential gaps of mean 1/Rate (a Poisson process).
+	ArrivalsPoisson = "poisson"
+	// ArrivalsUniform spaces arrivals evenly, 1/Rate apart.
+	ArrivalsUniform = "uniform"
 )
 
 // Config describes one load run. Zero values take the defaults named on each field.
 type Config struct {
 	BaseURL string // e.g. http://127.0.0.1:8080, no trailing slash
-	Users   int
-	Mode    Mode // zero means ModeMix
-	// Ramp spreads the users' starts evenly; the measurement window opens when it ends.
+	// Users is the number of concurrent users (closed loop), or in ModeOpen the population each
+	// arrival is drawn from; there zero means ⌈Rate × 11⌉ (a user every 10 s of thinking plus
+	// about 1 s of answer).
+	Users int
+	Mode  Mode // zero means ModeMix
+	// Rate is ModeOpen's arrivals per second (required there, ignored otherwise).
+	Rate float64
+	// Pool bounds ModeOpen's connections to the target; an arrival finding every connection busy
+	// waits for one, and the wait counts in its latency. Zero means 1024.
+	Pool int
+	// Arrivals is ModeOpen's arrival process, ArrivalsPoisson or ArrivalsUniform; zero means Poisson.
+	Arrivals string
+	// Ramp spreads the users' starts evenly (in ModeOpen: arrivals at the full rate, not
+	// recorded); the measurement window opens when it ends.
 	Ramp time.Duration
 	// Duration is the measurement window after Ramp.
 	Duration time.Duration
@@ -63,6 +87,24 @@ type Config struct {
 }
 
 func (c *Config) defaults() error {
+	if c.Mode == ModeOpen {
+		if c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate) {
+			return fmt.Errorf("open loop: rate %v is not a positive number", c.Rate)
+		}
+		if c.Users <= 0 {
+			c.Users = int(math.Ceil(c.Rate * 11))
+		}
+		if c.Pool <= 0 {
+			c.Pool = 1024
+		}
+		switch c.Arrivals {
+		case "":
+			c.Arrivals = ArrivalsPoisson
+		case ArrivalsPoisson, ArrivalsUniform:
+		default:
+			return fmt.Errorf("open loop: arrivals %q is neither %s nor %s", c.Arrivals, ArrivalsPoisson, ArrivalsUniform)
+		}
+	}
 	if c.Users <= 0 {
 		return errors.New("users must be positive")
 	}
@@ -134,6 +176,24 @@ type Result struct {
 	CPUSeconds float64 `json:"loadgen_cpu_seconds,omitempty"`
 	MaxRSSKiB  int64   `json:"loadgen_max_rss_kib,omitempty"`
 	ElapsedS   float64 `json:"loadgen_elapsed_s,omitempty"`
+	// Arrivals counts ModeOpen's arrivals scheduled inside the window, OfferedRPS is them over the
+	// window, and LagP99MS is how late the generator sent them (p99 of send time minus scheduled
+	// time): a large lag means the generator, not the target, set the pace.
+	Arrivals   int64   `json:"arrivals,omitempty"`
+	OfferedRPS float64 `json:"offered_rps,omitempty"`
+	LagP99MS   float64 `json:"generator_lag_p99_ms,omitempty"`
+	// WindowCPUSeconds is the generator's own CPU time (user + system, every thread) inside the
+	// measurement window: getrusage when the window opened and when it closed.
+	WindowCPUSeconds float64 `json:"loadgen_window_cpu_seconds,omitempty"`
+}
+
+// selfCPU is this process's user and system time so far, every thread included.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 type hist struct {
@@ -195,6 +255,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	if cfg.Mode == ModeOpen {
+		tr.MaxConnsPerHost, tr.MaxIdleConns, tr.MaxIdleConnsPerHost = cfg.Pool, cfg.Pool, cfg.Pool
+	}
 	defer tr.CloseIdleConnections()
 	r := &runner{
 		cfg:    cfg,
@@ -206,33 +269,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	now := time.Now()
 	r.start = now.Add(cfg.Ramp)
 	r.end = r.start.Add(cfg.Duration)
-	// The window's end is a timer, not a context deadline: the number in
-	// flight is read before the users' requests are cancelled, so none of
-	// them can leave between the end and the count.
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var wg sync.WaitGroup
-	for i := range cfg.Users {
-		wg.Add(1)
-		delay := time.Duration(0)
-		if cfg.Users > 1 {
-			delay = cfg.Ramp * time.Duration(i) / time.Duration(cfg.Users)
-		}
-		go func() {
-			defer wg.Done()
-			r.user(runCtx, i, delay)
-		}()
+	var openAtEnd int64
+	var windowCPU float64
+	var ol openStats
+	if cfg.Mode == ModeOpen {
+		openAtEnd, windowCPU, ol = r.runOpen(ctx)
+	} else {
+		openAtEnd, windowCPU = r.runClosed(ctx)
 	}
-	endTimer := time.NewTimer(time.Until(r.end))
-	select {
-	case <-endTimer.C:
-	case <-ctx.Done():
-		endTimer.Stop()
-	}
-	openAtEnd := r.open.Load()
-	cancel()
-	wg.Wait()
 
 	window := time.Since(r.start)
 	if w := r.end.Sub(r.start); window > w {
@@ -243,7 +287,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		OK: r.ok.Load(), Errors: r.errs.Load(), Unfinished: r.unfinished.Load(),
 		All: r.all.stats(), Chat: r.chat.stats(), StreamFirst: r.first.stats(), StreamLast: r.last.stats(),
 		Get: r.get.stats(), OverModel: r.over.stats(), ChatOverModel: r.chatOver.stats(),
-		MaxOpen: r.maxOpen.Load(), OpenAtEnd: openAtEnd,
+		MaxOpen: r.maxOpen.Load(), OpenAtEnd: openAtEnd, WindowCPUSeconds: windowCPU,
+		Arrivals: ol.arrivals, LagP99MS: ol.lagP99MS,
 	}
 	r.kindMu.Lock()
 	if len(r.kinds) > 0 {
@@ -252,6 +297,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	r.kindMu.Unlock()
 	if res.WindowS > 0 {
 		res.RPS = float64(res.OK) / res.WindowS
+		res.OfferedRPS = float64(res.Arrivals) / res.WindowS
 	}
 	if n := res.OK + res.Errors; n > 0 {
 		res.ErrorRate = float64(res.Errors) / float64(n)
@@ -263,6 +309,56 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	return res, ctx.Err()
+}
+
+// waitCPU waits until at (or ctx's end) and returns this process's CPU time then.
+func waitCPU(ctx context.Context, at time.Time) float64 {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return selfCPU()
+}
+
+// runClosed runs the closed loop: every user sends its next request when the last one ended.
+// It returns the number in flight when the window closed and the generator's CPU in the window.
+func (r *runner) runClosed(ctx context.Context) (openAtEnd int64, windowCPU float64) {
+	// The window's end is a timer, not a context deadline: the number in
+	// flight is read before the users' requests are cancelled, so none of
+	// them can leave between the end and the count.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range r.cfg.Users {
+		wg.Add(1)
+		delay := time.Duration(0)
+		if r.cfg.Users > 1 {
+			delay = r.cfg.Ramp * time.Duration(i) / time.Duration(r.cfg.Users)
+		}
+		go func() {
+			defer wg.Done()
+			r.user(runCtx, i, delay)
+		}()
+	}
+	openAtEnd, windowCPU = r.window(ctx)
+	cancel()
+	wg.Wait()
+	return openAtEnd, windowCPU
+}
+
+// window waits for the measurement window to pass (or ctx to end) and returns the number in flight
+// when it closed and the generator's CPU time inside it.
+func (r *runner) window(ctx context.Context) (openAtEnd int64, windowCPU float64) {
+	cpuStart := waitCPU(ctx, r.start)
+	endTimer := time.NewTimer(time.Until(r.end))
+	select {
+	case <-endTimer.C:
+	case <-ctx.Done():
+		endTimer.Stop()
+	}
+	return r.open.Load(), selfCPU() - cpuStart
 }
 
 // messages are what users ask; they mix ASCII, non-ASCII, emoji and HTML specials like real traffic.
@@ -341,6 +437,26 @@ type outcome struct {
 
 // do sends one request and records it; it reports whether it succeeded.
 func (r *runner) do(ctx context.Context, op, cid, identity, msg string) bool {
+	began := time.Now()
+	out := r.exchange(ctx, op, cid, identity, msg, began)
+	elapsed := time.Since(began)
+	finished := time.Now()
+
+	if ctx.Err() != nil && (out.kind != "" || finished.After(r.end)) {
+		// The run ended while this request was in flight: it neither failed nor completed in the window.
+		r.unfinished.Add(1)
+		return false
+	}
+	if finished.Before(r.start) {
+		return out.kind == "" // warm-up: not recorded
+	}
+	r.record(op, out, elapsed)
+	return out.kind == ""
+}
+
+// exchange sends one request (bounded by Timeout) and reads its answer; latencies inside the
+// outcome (a stream's first event) count from began.
+func (r *runner) exchange(ctx context.Context, op, cid, identity, msg string, began time.Time) outcome {
 	reqCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	var req *http.Request
@@ -360,27 +476,18 @@ func (r *runner) do(ctx context.Context, op, cid, identity, msg string) bool {
 		}
 	}
 	if err != nil {
-		r.fail("build_request")
-		return false
+		return outcome{kind: "build_request"}
 	}
 	req.Header.Set(r.cfg.UserHeader, identity)
+	return r.send(req, op, began)
+}
 
-	began := time.Now()
-	out := r.send(req, op, began)
-	elapsed := time.Since(began)
-	finished := time.Now()
-
-	if ctx.Err() != nil && (out.kind != "" || finished.After(r.end)) {
-		// The run ended while this request was in flight: it neither failed nor completed in the window.
-		r.unfinished.Add(1)
-		return false
-	}
-	if finished.Before(r.start) {
-		return out.kind == "" // warm-up: not recorded
-	}
+// record counts one request of the window: a failure by kind, a success in the histograms with
+// its latency over the model.
+func (r *runner) record(op string, out outcome, elapsed time.Duration) {
 	if out.kind != "" {
 		r.fail(out.kind)
-		return false
+		return
 	}
 	r.ok.Add(1)
 	model := time.Duration(0)
@@ -403,7 +510,6 @@ func (r *runner) do(ctx context.Context, op, cid, identity, msg string) bool {
 	case "get":
 		r.get.record(elapsed)
 	}
-	return true
 }
 
 func (r *runner) fail(kind string) {

@@ -48,11 +48,13 @@ func Summary(r *Results, plots map[string]string, prefix string) string {
 	}
 	w("Measured by `make bench` on %s%s: %d cores, %.0f GiB RAM, everything (load generators, proxies, backends, stub, Redis) on the same machine. Full tables: [%sRESULTS.md](%sRESULTS.md); raw data: [results.json](%sresults.json).\n\n",
 		r.Started.Format("2006-01-02"), mode, m.Cores, float64(m.MemTotalKiB)/1024/1024, prefix, prefix, prefix)
+	w("%s\n\n", pinningLine(r.Settings))
 	goals(&b, r)
+	targets(&b, r)
 	if pt := r.Passthrough; pt != nil && len(pt.Summary) > 0 {
-		w("**Pass-through throughput** (trivial upstream, wrk saturating each target, medians of %s; latency under saturation is queueing, so it is not compared here):\n\n| conns | target | rps | × nginx |\n|---|---|---|---|\n", rounds(r.Settings.WrkRounds))
+		w("**Pass-through throughput** (trivial upstream, wrk saturating each target, medians of %s; latency under saturation is queueing, so it is not compared here; CPU µs per request of the proxy from `/proc`):\n\n| conns | target | rps | × nginx | × Caddy | proxy CPU µs/request |\n|---|---|---|---|---|---|\n", rounds(r.Settings.WrkRounds))
 		for _, s := range pt.Summary {
-			w("| %d | %s | %.0f | %s |\n", s.Conns, s.Target, s.RPS, ratio(s.RatioNginx))
+			w("| %d | %s | %.0f | %s | %s | %s |\n", s.Conns, s.Target, s.RPS, ratio(s.RatioNginx), ratio(s.RatioCaddy), usOne(s.CPUPerReqUS, "proxy"))
 		}
 		w("\n")
 		fixedTable(&b, r, "**Pass-through latency**")
@@ -69,6 +71,7 @@ func Summary(r *Results, plots map[string]string, prefix string) string {
 		streamTable(&b, r)
 	}
 	instancesSection(&b, r)
+	openLoopSection(&b, r, false)
 	shadowTable(&b, r)
 	for _, name := range PlotNames {
 		if _, ok := plots[name]; ok {
@@ -103,13 +106,14 @@ func fixedTable(b *strings.Builder, r *Results, title string) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("%s below saturation (`hey`, 64 connections, %.0f rps in total, medians of %s), where latency is the hop's own cost rather than queueing; *added* is over direct:\n\n", title, pt.Fixed[0].RateRPS, rounds(r.Settings.WrkRounds))
-	w("| target | achieved rps | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms | errors |\n|---|---|---|---|---|---|---|---|\n")
+	w("| target | achieved rps | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms | errors | CPU µs/request (proxy, upstream, hey) |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range pt.Fixed {
 		a50, a99 := ms(f.AddedP50MS), ms(f.AddedP99MS)
 		if f.Target == "direct" {
 			a50, a99 = "–", "–"
 		}
-		w("| %s | %.0f | %s | %s | %s | %s | %s | %d |\n", f.Target, f.Hey.RPS, ms(f.Hey.P50MS), ms(f.Hey.P90MS), ms(f.Hey.P99MS), a50, a99, f.Hey.Errors+f.Hey.Non200)
+		w("| %s | %.0f | %s | %s | %s | %s | %s | %d | %s |\n", f.Target, f.Hey.RPS, ms(f.Hey.P50MS), ms(f.Hey.P90MS), ms(f.Hey.P99MS), a50, a99, f.Hey.Errors+f.Hey.Non200,
+			usCell(f.CPUPerReqUS, map[string]string{"proxy": f.Target}))
 	}
 	w("\n")
 }
@@ -237,13 +241,16 @@ func Markdown(r *Results, plots map[string]string) string {
 		tools = append(tools, fmt.Sprintf("%s %s", k, r.Tools[k]))
 	}
 	w("**Tools**: %s.\n\n", strings.Join(tools, "; "))
+	w("%s\n\n", pinningLine(r.Settings))
 
 	goals(&b, r)
+	targets(&b, r)
 	passthroughSection(&b, r, plots)
 	chatSection(&b, r, plots)
 	memorySection(&b, r)
 	shadowSection(&b, r)
 	instancesSection(&b, r)
+	openLoopSection(&b, r, true)
 	if len(r.Profiles) > 0 {
 		w("## Profiles\n\n")
 		w("pprof profiles of cutover (its admin listener serves `/debug/pprof/` with `admin.pprof: true`), saved in this folder with `go tool pprof -top` of each beside it (`*.top.txt`). They are symbolized, so from this folder `go tool pprof -top FILE` (or `go tool pprof -http=127.0.0.1:0 FILE`) reads them without the binary. The head of each:\n\n")
@@ -358,16 +365,17 @@ func passthroughSection(b *strings.Builder, r *Results, plots map[string]string)
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Pass-through overhead (trivial upstream)\n\n")
-	w("`wrk -t2` against `GET %s` for %.0f s per run, %s in rotating order, medians shown. The upstream is a tiny Go server with a fixed 16-byte JSON body; nginx and haproxy keep upstream connections alive and add X-Forwarded-For like cutover; cutover runs with the chatbot route table at 0 %% native (the path matches `get_conversation`), access log off like the others. wrk saturates every target, so its latencies are mostly queueing in front of a busy CPU: they are listed as measured, and the latency each proxy adds is taken from the fixed-rate runs below instead.\n\n",
+	w("`wrk -t2` against `GET %s` for %.0f s per run, %s in rotating order, medians shown. The upstream is a tiny Go server with a fixed 16-byte JSON body; nginx, haproxy and Caddy (Debian's, from a generated JSON config: `reverse_proxy` with a keep-alive pool, admin endpoint off, no access log) keep upstream connections alive and add X-Forwarded-For like cutover; cutover runs with the chatbot route table at 0 %% native (the path matches `get_conversation`), access log off like the others. wrk saturates every target, so its latencies are mostly queueing in front of a busy CPU: they are listed as measured, and the latency each proxy adds is taken from the fixed-rate runs below instead.\n\n",
 		pt.Path, r.Settings.WrkSeconds, rounds(r.Settings.WrkRounds))
-	w("| conns | target | rps (median) | rps range over rounds | × direct | × nginx | p50 ms (saturated) | p99 ms (saturated) | proxy CPU (cores) | proxy peak RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("%s CPU µs per request are each process's user + system time from `/proc` (the proxy's and the upstream's process trees, sampled before and after each run; wrk's from the kernel's account of the exited process) over the requests of the run, medians over rounds.\n\n", pinnedNote(pt.Pinning))
+	w("| conns | target | rps (median) | rps range over rounds | × direct | × nginx | × Caddy | p50 ms (saturated) | p99 ms (saturated) | proxy CPU (cores) | proxy peak RSS MiB | CPU µs/request (proxy, upstream, wrk) | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range pt.Summary {
 		cpu, rss := "–", "–"
 		if s.Target != "direct" {
 			cpu, rss = fmt.Sprintf("%.2f", s.ProxyCPU), mib(s.ProxyPeakRSS)
 		}
-		w("| %d | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s | %s | %s | %d |\n", s.Conns, s.Target, s.RPS, s.RPSMin, s.RPSMax, ratio(s.RatioDirect), ratio(s.RatioNginx),
-			ms(s.P50MS), ms(s.P99MS), cpu, rss, s.Errors)
+		w("| %d | %s | %.0f | %.0f–%.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", s.Conns, s.Target, s.RPS, s.RPSMin, s.RPSMax, ratio(s.RatioDirect), ratio(s.RatioNginx), ratio(s.RatioCaddy),
+			ms(s.P50MS), ms(s.P99MS), cpu, rss, usCell(s.CPUPerReqUS, map[string]string{"proxy": s.Target}), s.Errors)
 	}
 	w("\n")
 	fixedTable(b, r, "Latency")
@@ -389,7 +397,8 @@ func chatSection(b *strings.Builder, r *Results, plots map[string]string) {
 	w("## Chatbot workload\n\n")
 	w("Closed loop: each user sends its next request as soon as the last one finished (no think time), with its own conversation id and `X-User-Id`; mix 70 %% `POST /chat`, 20 %% `POST /chat/stream`, 10 %% `GET /conversations/<id>`. Stub: time to first token %.0f ms, %.0f tokens/s (replies of 14–46 tokens), so the model latency of each answer is known exactly from its token count; *over model* is latency minus that. Users start over %.0f s, then a %.0f s window is measured; request timeout %.0f s (a timeout is an error; requests still in flight when the window closes are *unfinished*, not errors). Legacy runs under gunicorn with %d sync workers (2 × cores + 1, as deployed). Redis is flushed between points. Theoretical rate = users / mean model latency (GETs count 0). Latency columns cover every successful request (a stream until its last event).\n\n",
 		s.StubTTFTMS, s.StubTPS, s.ChatRampS, s.ChatWindowS, s.ChatTimeoutS, s.GunicornWorkers)
-	w("| users | configuration | rps | theoretical | efficiency | × legacy | p50 ms | p95 ms | p99 ms | p95 over model | criterion | stream first event p95 | errors | error rate | unfinished | CPU cores (process) | peak RSS MiB (process) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("CPU µs per request: each process tree's user + system time from `/proc` over the window (the load generator's from its own getrusage at the window's edges), divided by the requests completed in it.\n\n")
+	w("| users | configuration | rps | theoretical | efficiency | × legacy | p50 ms | p95 ms | p99 ms | p95 over model | criterion | stream first event p95 | errors | error rate | unfinished | CPU cores (process) | CPU µs/request (process) | peak RSS MiB (process) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range c.Points {
 		l := p.Load
 		var cpu, rss []string
@@ -415,10 +424,10 @@ func chatSection(b *strings.Builder, r *Results, plots map[string]string) {
 		if p.Error != "" {
 			errs += " run error: " + p.Error
 		}
-		w("| %d | %s | %.0f | %.0f | %.0f%% | %s | %s | %s | %s | %s | %s | %s | %s | %.2f%% | %d | %s | %s |\n",
+		w("| %d | %s | %.0f | %.0f | %.0f%% | %s | %s | %s | %s | %s | %s | %s | %s | %.2f%% | %d | %s | %s | %s |\n",
 			p.Users, label(p.Config), l.RPS, l.TheoreticalRPS, p.Efficiency*100, ratio(p.RatioLegacy),
 			ms(l.All.P50MS), ms(l.All.P95MS), ms(l.All.P99MS), ms(l.OverModel.P95MS), tick(Meets(p)), ms(l.StreamFirst.P95MS),
-			errs, l.ErrorRate*100, l.Unfinished, strings.Join(cpu, ", "), strings.Join(rss, ", "))
+			errs, l.ErrorRate*100, l.Unfinished, strings.Join(cpu, ", "), usCell(perRequest(p.Procs, l.OK), nil), strings.Join(rss, ", "))
 	}
 	w("\n*× legacy* compares throughput with the legacy app at the same number of users; above the legacy app's capacity that is a collapsed app (most requests time out), so compare capacities in the instance arithmetic below. ")
 	breakerNote(b, c)
@@ -439,7 +448,7 @@ func memorySection(b *strings.Builder, r *Results) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Memory per in-flight request (%s)\n\n", mem.Target)
-	w("Each user keeps one request open (stub at %.0f tokens/s, so answers take 14–46 s); cutover's RSS is sampled once every request is in flight and compared with its RSS just before the load. Established connections are counted on cutover's traffic port.\n\n", r.Settings.MemoryStubTPS)
+	w("Each user keeps one request open (stub at %.0f tokens/s, so answers take 14–46 s); cutover's RSS is sampled once every request is in flight and compared with its RSS just before the load. Established connections are counted on cutover's traffic port. No CPU per request is given here: the requests are held open, not completed, so there is nothing to divide by.\n\n", r.Settings.MemoryStubTPS)
 	w("| kind | in flight (target) | established conns | client saw open | idle RSS MiB | loaded RSS MiB | per request KiB |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range mem.Points {
 		if p.Error != "" {
@@ -500,7 +509,7 @@ func shadowTable(b *strings.Builder, r *Results) {
 func shadowRows(b *strings.Builder, sh *Shadow, full bool) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	if full {
-		w("| setting | rps | p50 ms | p95 ms | p99 ms | p99 added ms | errors | shadows compared | shadow errors | dropped / skipped (reason) | cutover CPU cores | cutover peak RSS MiB | cutover end RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("| setting | rps | p50 ms | p95 ms | p99 ms | p99 added ms | errors | shadows compared | shadow errors | dropped / skipped (reason) | cutover CPU cores | CPU µs/request (process) | cutover peak RSS MiB | cutover end RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	} else {
 		w("| setting | p50 ms | p99 ms | p99 added ms | errors | shadows compared | shadow errors | dropped / skipped | cutover peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n")
 	}
@@ -517,8 +526,8 @@ func shadowRows(b *strings.Builder, sh *Shadow, full bool) {
 		}
 		sum := shadowCounts(p.Summary)
 		if full {
-			w("| %s%s | %.0f | %s | %s | %s | %s | %d | %d | %d | %s | %.2f | %s | %s |\n", p.Name, extra, p.Load.RPS, ms(p.Load.Get.P50MS), ms(p.Load.Get.P95MS), ms(p.Load.Get.P99MS), added,
-				p.Load.Errors, sum.Compared, sum.Errors, skips(sum.Skipped), u.CPUCores, mib(u.PeakRSSKiB), mibOr(p.EndRSSKiB))
+			w("| %s%s | %.0f | %s | %s | %s | %s | %d | %d | %d | %s | %.2f | %s | %s | %s |\n", p.Name, extra, p.Load.RPS, ms(p.Load.Get.P50MS), ms(p.Load.Get.P95MS), ms(p.Load.Get.P99MS), added,
+				p.Load.Errors, sum.Compared, sum.Errors, skips(sum.Skipped), u.CPUCores, usCell(p.CPUPerReqUS, nil), mib(u.PeakRSSKiB), mibOr(p.EndRSSKiB))
 		} else {
 			w("| %s%s | %s | %s | %s | %d | %d | %d | %s | %s |\n", p.Name, extra, ms(p.Load.Get.P50MS), ms(p.Load.Get.P99MS), added, p.Load.Errors, sum.Compared, sum.Errors, skips(sum.Skipped), mib(u.PeakRSSKiB))
 		}

@@ -27,6 +27,7 @@ type Results struct {
 	Memory      *Memory      `json:"memory,omitempty"`
 	Shadow      *Shadow      `json:"shadow,omitempty"`
 	Instances   *Instances   `json:"instances,omitempty"`
+	OpenLoop    *OpenLoop    `json:"open_loop,omitempty"`
 	// Profiles are pprof files (relative to the results folder) taken during the run.
 	Profiles []Profile `json:"profiles,omitempty"`
 	// Notes are what the run could not do, or did differently, and why.
@@ -64,6 +65,14 @@ type Settings struct {
 	ShadowRateRPS float64 `json:"shadow_rate_rps,omitempty"`
 	MemoryOpen    []int   `json:"memory_open"`
 	MemoryStubTPS float64 `json:"memory_stub_tokens_per_second"`
+	// Pinning is the run's core pinning (zero: nothing pinned) and PinnedScenarios the scenarios
+	// that ran pinned (the others ran unpinned).
+	Pinning         harness.Pinning `json:"pinning"`
+	PinnedScenarios []string        `json:"pinned_scenarios,omitempty"`
+	// OpenLoop* are the open-loop workload's settings.
+	OpenLoopWindowS  float64 `json:"open_loop_window_s,omitempty"`
+	OpenLoopPool     int     `json:"open_loop_pool,omitempty"`
+	OpenLoopTimeoutS float64 `json:"open_loop_request_timeout_s,omitempty"`
 }
 
 // Profile is one pprof profile of cutover, saved in the results folder.
@@ -80,10 +89,13 @@ type Profile struct {
 
 // Passthrough is the reverse-proxy overhead comparison on a trivial upstream.
 type Passthrough struct {
-	Path    string      `json:"path"`
-	Targets []string    `json:"targets"`
-	Runs    []PTRun     `json:"runs"`
-	Summary []PTSummary `json:"summary"`
+	// Pinning is where the processes ran: the proxy under test on ServerCPU, wrk, hey and the
+	// upstream on RestCPU (zero: unpinned).
+	Pinning harness.Pinning `json:"pinning"`
+	Path    string          `json:"path"`
+	Targets []string        `json:"targets"`
+	Runs    []PTRun         `json:"runs"`
+	Summary []PTSummary     `json:"summary"`
 	// Fixed holds the medians over rounds of the fixed-rate runs; FixedRuns every run.
 	Fixed     []PTFixed `json:"fixed_rate"`
 	FixedRuns []PTFixed `json:"fixed_rate_runs"`
@@ -112,8 +124,12 @@ type PTSummary struct {
 	Errors       int64   `json:"errors"`
 	RatioDirect  float64 `json:"ratio_to_direct"`
 	RatioNginx   float64 `json:"ratio_to_nginx"`
+	RatioCaddy   float64 `json:"ratio_to_caddy,omitempty"`
 	ProxyCPU     float64 `json:"proxy_cpu_cores"`
 	ProxyPeakRSS int64   `json:"proxy_peak_rss_kib"`
+	// CPUPerReqUS is each process's CPU time per request in microseconds (median over rounds):
+	// "proxy" (the target's proxy), "upstream" and "wrk".
+	CPUPerReqUS map[string]float64 `json:"cpu_us_per_request,omitempty"`
 }
 
 // PTFixed is a below-saturation run (fixed request rate), where latency is the hop's own cost.
@@ -125,6 +141,10 @@ type PTFixed struct {
 	Hey        harness.HeyResult `json:"hey"`
 	AddedP50MS float64           `json:"added_p50_ms"`
 	AddedP99MS float64           `json:"added_p99_ms"`
+	// CPU is each process's usage during one run ("proxy", "upstream", "hey"); CPUPerReqUS the
+	// CPU time per request in microseconds (in the medians: median over rounds).
+	CPU         map[string]harness.Usage `json:"procs,omitempty"`
+	CPUPerReqUS map[string]float64       `json:"cpu_us_per_request,omitempty"`
 }
 
 // Chat is the chatbot workload matrix.
@@ -201,6 +221,9 @@ type ShadowPoint struct {
 	// EndRSSKiB is cutover's RSS when the load ended (shadows may still be queued or stalled).
 	EndRSSKiB int64  `json:"end_rss_kib,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// CPUPerReqUS is each process's CPU time per primary request in microseconds ("cutover",
+	// "legacy", "hey"), median over rounds (set on Points only).
+	CPUPerReqUS map[string]float64 `json:"cpu_us_per_request,omitempty"`
 }
 
 // Instances is the capacity arithmetic.

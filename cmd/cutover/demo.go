@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/bedrockstub"
@@ -32,15 +35,21 @@ const demoAdminToken = "demo-token"
 // workers, and the stub (in process) with a realistic latency.
 //
 // Ports: DEMO_PORT (traffic, default 8080), DEMO_ADMIN_PORT (default 9090),
-// DEMO_STUB_PORT (default 8900); Redis and gunicorn take free ports.
+// DEMO_STUB_PORT (default 8900); Redis and gunicorn take free ports. With
+// -instances N, instance i listens on DEMO_PORT+i-1 and DEMO_ADMIN_PORT+i-1
+// and the instances form a fleet (docs/fleet.md).
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ttft := fs.Duration("ttft", 300*time.Millisecond, "stub time to first token")
 	tps := fs.Float64("tps", 40, "stub tokens per second while streaming")
 	share := fs.Float64("native-percent", 0, "native share for every route at start")
+	instances := fs.Int("instances", 1, "cutover instances; above 1 they form a fleet on Redis database 1, on consecutive ports")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *instances < 1 || *instances > 9 {
+		return fmt.Errorf("-instances %d is not in [1, 9]", *instances)
 	}
 	// The stub accepts any signature; static test credentials keep the SDKs
 	// from looking for real ones (IMDS, profiles).
@@ -93,31 +102,75 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "cutover.yaml")
-	if err := os.WriteFile(file, []byte(demoConfig(port, adminPort, legacy.URL(), redis.URL(), stubURL, *share)), 0o600); err != nil {
-		return err
+	// A fleet keeps its state in database 1 of the demo's Redis, apart from
+	// the conversations in database 0.
+	fleetURL := ""
+	if *instances > 1 {
+		fleetURL = "redis://" + redis.Addr() + "/1"
 	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		return err
+	g, gctx := errgroup.WithContext(ctx)
+	var files []string
+	for i := range *instances {
+		file := filepath.Join(dir, fmt.Sprintf("cutover-%d.yaml", i+1))
+		y := demoConfig(port+i, adminPort+i, legacy.URL(), redis.URL(), stubURL, *share)
+		if fleetURL != "" {
+			y += demoFleet(fleetURL, i+1)
+		}
+		if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+			return err
+		}
+		files = append(files, file)
+		cfg, err := config.Load(file)
+		if err != nil {
+			return err
+		}
+		log := newLogger(stdout, cfg.Log.Level)
+		if fleetURL != "" {
+			log = log.With("instance", cfg.Fleet.Instance)
+		}
+		native, closeNative, err := buildNative(ctx, cfg, log, nil)
+		if err != nil {
+			return err
+		}
+		defer closeNative()
+		srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Version: version})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return runServer(gctx, srv, log) })
 	}
-	log := newLogger(stdout, cfg.Log.Level)
-	native, closeNative, err := buildNative(ctx, cfg, log)
-	if err != nil {
-		return err
+	fmt.Fprint(stderr, demoHelp(port, adminPort, legacy.URL(), redis.URL(), stubURL, files[0]))
+	if fleetURL != "" {
+		fmt.Fprint(stderr, demoFleetHelp(port, adminPort, *instances, fleetURL))
 	}
-	defer closeNative()
-	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log})
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(stderr, demoHelp(port, adminPort, legacy.URL(), redis.URL(), stubURL, file))
-	err = runServer(ctx, srv, log)
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	fmt.Fprintln(stderr, "demo: stopping everything")
 	return err
+}
+
+// demoFleet is the fleet: section of instance i of a demo fleet.
+func demoFleet(url string, i int) string {
+	return fmt.Sprintf("fleet:\n  redis_url: %s\n  instance: demo-%d\n  heartbeat_ttl: 3s\n", url, i)
+}
+
+func demoFleetHelp(port, adminPort, n int, fleetURL string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "A fleet of %d instances shares its shares through %s (see docs/fleet.md):\n", n, fleetURL)
+	for i := range n {
+		fmt.Fprintf(&b, "  demo-%d  traffic http://127.0.0.1:%d  admin http://127.0.0.1:%d\n", i+1, port+i, adminPort+i)
+	}
+	last := "http://127.0.0.1:" + strconv.Itoa(adminPort+n-1)
+	fmt.Fprintf(&b, `Try:
+  CUTOVER_ADMIN_URL=%[1]s CUTOVER_ADMIN_TOKEN=%[2]s bin/cutover weights -reason try set chat 25   # on one instance...
+  CUTOVER_ADMIN_URL=http://127.0.0.1:%[3]d CUTOVER_ADMIN_TOKEN=%[2]s bin/cutover weights get  # ...in force on every one
+  CUTOVER_ADMIN_URL=%[1]s bin/cutover fleet
+  CUTOVER_ADMIN_URL=%[1]s bin/cutover audit
+
+`, last, demoAdminToken, adminPort)
+	return b.String()
 }
 
 func envPort(name string, def int) int {

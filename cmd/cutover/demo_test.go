@@ -27,4 +27,15 @@ func TestDemoConfig(t *testing.T) {
 	if c.Admin.Token != demoAdminToken || !c.Override.Enabled {
 		t.Errorf("admin token %q, override %v", c.Admin.Token, c.Override.Enabled)
 	}
+	if c.Fleet.Enabled() {
+		t.Error("a single demo instance has a fleet store")
+	}
+	// An instance of a demo fleet: its store is apart from the conversations.
+	c, err = config.Parse([]byte(y+demoFleet("redis://127.0.0.1:6379/1", 2)), nil)
+	if err != nil {
+		t.Fatalf("demo fleet config rejected: %v", err)
+	}
+	if c.Fleet.RedisURL != "redis://127.0.0.1:6379/1" || c.Fleet.Instance != "demo-2" {
+		t.Errorf("demo fleet: %+v", c.Fleet)
+	}
 }

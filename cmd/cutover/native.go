@@ -11,29 +11,38 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/proxy"
 )
 
 // buildNative builds the native handlers from cfg.Native: one Bedrock client
-// and one Redis client for the process. The returned func closes them.
+// and one Redis client for the process. The returned func closes them. With
+// tr (nil: tracing off), each Bedrock attempt and Redis command is a span.
 //
 // The legacy app's test hooks (CUTOVER_TEST_CLOCK, CUTOVER_TEST_IDS) are
 // never read here: a process serving users must not freeze its clock or
 // derive conversation ids from request bodies because of a stray variable.
 // Tests that need them build handlers.App with handlers.FixedClock and
 // handlers.HashedID.
-func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger) (proxy.NativeApp, func(), error) {
+func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger, tr *tracing.Tracer) (proxy.NativeApp, func(), error) {
 	n := cfg.Native
-	br, err := handlers.NewBedrockClient(ctx, handlers.BedrockOptions{
+	bo := handlers.BedrockOptions{
 		Region: n.AWSRegion, EndpointURL: n.BedrockEndpointURL, Timeout: n.BedrockTimeout, MaxAttempts: n.BedrockMaxAttempts,
 		MaxIdleConns: n.BedrockMaxIdleConns,
-	})
+	}
+	if tr != nil {
+		bo.WrapTransport = tr.BedrockTransport
+	}
+	br, err := handlers.NewBedrockClient(ctx, bo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("native handlers: %w", err)
 	}
 	rc, err := handlers.NewRedis(handlers.RedisOptions{URL: n.RedisURL, PoolSize: n.RedisPoolSize, PoolTimeout: n.RedisPoolTimeout})
 	if err != nil {
 		return nil, nil, fmt.Errorf("native handlers: %w", err)
+	}
+	if h := tr.RedisHook(); h != nil {
+		rc.AddHook(h)
 	}
 	app, err := handlers.New(handlerConfig(n), handlers.Deps{Bedrock: br, Store: rc, Logger: log})
 	if err != nil {

@@ -16,8 +16,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/proxy"
 )
+
+// version is this build, shown in the fleet view; set it with
+// -ldflags "-X main.version=...".
+var version = "dev"
 
 func init() {
 	register("serve", "run the proxy (traffic, admin API, metrics, config hot reload)", serveCmd)
@@ -46,17 +51,28 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log, lw := newBufferedLogger(stdout, cfg.Log.Level)
 	defer lw.Close()
-	native, closeNative, err := buildNative(ctx, cfg, log)
+	tr, err := tracing.New(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer func() { // last: the spans of the drain are exported too
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("tracing: spans not exported at exit", "error", err)
+		}
+	}()
+	native, closeNative, err := buildNative(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
 	defer closeNative()
-	iso, closeIso, err := buildIsolatedNative(ctx, cfg, log)
+	iso, closeIso, err := buildIsolatedNative(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
 	defer closeIso()
-	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}})
+	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}, Version: version, Tracer: tr})
 	if err != nil {
 		return err
 	}

@@ -25,8 +25,10 @@ func init() {
 }
 
 const weightsUsage = `usage: cutover weights [-admin URL] [-token TOKEN] get [ROUTE]
-       cutover weights [-admin URL] [-token TOKEN] set ROUTE PERCENT   (12.5, 12.5% or 1250bp)
-       cutover weights [-admin URL] [-token TOKEN] rollback            (every route to 0 %)
+       cutover weights [-admin URL] [-token TOKEN] [-reason WHY] set ROUTE PERCENT   (12.5, 12.5% or 1250bp)
+       cutover weights [-admin URL] [-token TOKEN] [-reason WHY] rollback            (every route to 0 %)
+With a fleet store the change is the whole fleet's; it fails (409) when the fleet changed
+since this instance applied its state: look (get) and decide again.
 env: CUTOVER_ADMIN_URL (default http://127.0.0.1:9090), CUTOVER_ADMIN_TOKEN`
 
 // adminFlags adds the admin API flags every admin subcommand shares (-admin,
@@ -55,6 +57,7 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, weightsUsage) }
 	client := adminFlags(fs)
+	reason := fs.String("reason", "", "why, recorded in the audit log")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,7 +70,8 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case rest[0] == "get" && len(rest) <= 2:
 		var out struct {
-			Routes []routeRow `json:"routes"`
+			Routes     []routeRow `json:"routes"`
+			Generation *uint64    `json:"generation"` // with a fleet store
 		}
 		if err := c.do(ctx, http.MethodGet, "/admin/routes", nil, &out); err != nil {
 			return err
@@ -96,6 +100,9 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if wide != nil {
 			fmt.Fprintf(stdout, "legacy as a whole: breaker %s\n", breakerState(wide))
 		}
+		if out.Generation != nil {
+			fmt.Fprintf(stdout, "shares of fleet generation %d (the whole fleet's)\n", *out.Generation)
+		}
 		return nil
 	case rest[0] == "set" && len(rest) == 3:
 		bp, err := parseShare(rest[2])
@@ -106,7 +113,7 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			Route  proxy.RouteInfo    `json:"route"`
 			Result proxy.ChangeResult `json:"result"`
 		}
-		body := map[string]int{"native_bp": bp}
+		body := proxy.ShareRequest{NativeBP: &bp, Reason: *reason}
 		if err := c.do(ctx, http.MethodPut, "/admin/routes/"+url.PathEscape(rest[1]), body, &out); err != nil {
 			return err
 		}
@@ -116,7 +123,7 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var out struct {
 			Result proxy.ChangeResult `json:"result"`
 		}
-		if err := c.do(ctx, http.MethodPost, "/admin/rollback", nil, &out); err != nil {
+		if err := c.do(ctx, http.MethodPost, "/admin/rollback", proxy.RollbackRequest{Reason: *reason}, &out); err != nil {
 			return err
 		}
 		report(stdout, out.Result)
@@ -147,6 +154,9 @@ func report(w io.Writer, res proxy.ChangeResult) {
 	}
 	for _, c := range res.Changes {
 		fmt.Fprintf(w, "%s: %s -> %s native\n", c.Route, fmtPercent(c.Old), fmtPercent(c.New))
+	}
+	if res.Generation > 0 {
+		fmt.Fprintf(w, "fleet generation %d: every instance applies it within a second\n", res.Generation)
 	}
 	if !res.Persisted {
 		fmt.Fprintf(w, "warning: in force but not persisted: %s\n", res.PersistError)

@@ -178,3 +178,67 @@ func TestRemoveStaleProfiles(t *testing.T) {
 		t.Errorf("left %v, want results.json and RESULTS.md only", left)
 	}
 }
+
+func TestSearchRates(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    stepPlan
+		capRate float64 // the target passes below or at this rate
+		genAt   float64 // the generator tops out at this rate (0: never)
+		want    []float64
+	}{
+		{"doubles then bisects", stepPlan{start: 100, max: 6400, refine: 3}, 1000, 0, []float64{100, 200, 400, 800, 1600, 1200, 1000, 1100}},
+		{"every step passes up to max", stepPlan{start: 100, max: 400, refine: 3}, 1e9, 0, []float64{100, 200, 400}},
+		{"the first step fails: bisect below it", stepPlan{start: 1, max: 64, refine: 2}, 0.3, 0, []float64{1, 0.5, 0.3}},
+		{"a generator-bound step ends the search", stepPlan{start: 100, max: 6400, refine: 3}, 1e9, 800, []float64{100, 200, 400, 800}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := searchRates(tt.plan, func(rate float64) (stepOutcome, error) {
+				switch {
+				case tt.genAt > 0 && rate >= tt.genAt:
+					return stepGeneratorBound, nil
+				case rate <= tt.capRate:
+					return stepPass, nil
+				}
+				return stepFail, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("rates = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	stop := errors.New("interrupted")
+	got, err := searchRates(stepPlan{start: 1, max: 8, refine: 1}, func(float64) (stepOutcome, error) { return stepPass, stop })
+	if !errors.Is(err, stop) || !slices.Equal(got, []float64{1}) {
+		t.Errorf("searchRates on an error = %v, %v; want it to stop at once", got, err)
+	}
+}
+
+func TestRoundRate(t *testing.T) {
+	for give, want := range map[float64]float64{0.75: 0.8, 1.5: 1.5, 1200: 1200, 1234: 1200, 150: 150, 3.14159: 3.1, 6000: 6000, 2450: 2500} {
+		if got := roundRate(give); got != want {
+			t.Errorf("roundRate(%v) = %v, want %v", give, got, want)
+		}
+	}
+}
+
+func TestStepWindow(t *testing.T) {
+	tests := []struct {
+		rate float64
+		want time.Duration
+	}{
+		{1000, 15 * time.Second}, // plenty of arrivals in the base window
+		{4, 25 * time.Second},    // 100 arrivals at 4 rps
+		{1, 60 * time.Second},    // capped at 4 × base
+		{0.5, 60 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := stepWindow(tt.rate, 15*time.Second, 100); got != tt.want {
+			t.Errorf("stepWindow(%v) = %v, want %v", tt.rate, got, tt.want)
+		}
+	}
+}

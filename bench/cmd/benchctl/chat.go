@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,9 +27,12 @@ type stack struct {
 	stubURL   string
 	legacy    *harness.Proc
 	legacyURL string
-	workers   int
-	ttft      time.Duration
-	tps       float64
+	// legacyRole is the core legacy runs on: the server's when it is measured directly, the
+	// rest's when it is a backend behind cutover.
+	legacyRole harness.Role
+	workers    int
+	ttft       time.Duration
+	tps        float64
 }
 
 func envDuration(name string, def time.Duration) time.Duration {
@@ -61,7 +63,7 @@ func (e *env) startRedis(name string) (*harness.Proc, string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
 	}
-	p, err := e.g.Start(name, nil, "redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+	p, err := e.spawn(name, harness.RoleRest, nil, "redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--save", "", "--appendonly", "no", "--dir", dir, "--maxclients", "10000", "--tcp-backlog", "4096")
 	if err != nil {
 		return nil, "", err
@@ -78,7 +80,7 @@ func (e *env) startStub(name string, ttft time.Duration, tps float64) (*harness.
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := e.g.Start(name, []string{"GOMAXPROCS=2"}, filepath.Join(e.bin, "bedrock-stub"), "-addr", harness.Addr(port),
+	p, err := e.spawn(name, harness.RoleRest, []string{e.gomaxprocs(harness.RoleRest)}, filepath.Join(e.bin, "bedrock-stub"), "-addr", harness.Addr(port),
 		"-ttft", ttft.String(), "-tps", strconv.FormatFloat(tps, 'f', -1, 64))
 	if err != nil {
 		return nil, "", err
@@ -89,8 +91,9 @@ func (e *env) startStub(name string, ttft time.Duration, tps float64) (*harness.
 	return p, "http://" + harness.Addr(port), nil
 }
 
-// startLegacy starts the Flask app under gunicorn (sync workers, as deployed) against redisURL and stubURL.
-func (e *env) startLegacy(name, redisURL, stubURL string, workers int) (*harness.Proc, string, error) {
+// startLegacy starts the Flask app under gunicorn (sync workers, as deployed) against redisURL and
+// stubURL, as a process of role r.
+func (e *env) startLegacy(name string, r harness.Role, redisURL, stubURL string, workers int) (*harness.Proc, string, error) {
 	port, err := harness.FreePort()
 	if err != nil {
 		return nil, "", err
@@ -105,7 +108,7 @@ func (e *env) startLegacy(name, redisURL, stubURL string, workers int) (*harness
 		"REDIS_URL=" + redisURL,
 		"SECRET_KEY=" + benchSecret,
 	}
-	p, err := e.g.Start(name, env, "python3", "-m", "gunicorn", "--chdir", filepath.Join(e.root, "legacy"),
+	p, err := e.spawn(name, r, env, "python3", "-m", "gunicorn", "--chdir", filepath.Join(e.root, "legacy"),
 		"-c", filepath.Join(e.root, "legacy", "gunicorn.conf.py"), "--access-logfile", "/dev/null", "app:app")
 	if err != nil {
 		return nil, "", err
@@ -119,17 +122,26 @@ func (e *env) startLegacy(name, redisURL, stubURL string, workers int) (*harness
 
 // restartLegacy replaces the legacy app with a fresh one. Gunicorn's sync workers go on serving
 // requests their clients abandoned (they sit in the accept queue), which would slow the next point
-// down for a while: each point that uses legacy gets a fresh one instead.
-func (e *env) restartLegacy(s *stack) error {
+// down for a while: each point that uses legacy gets a fresh one instead, on role r's core.
+func (e *env) restartLegacy(s *stack, r harness.Role) error {
 	e.g.Stop(s.legacy, 10*time.Second)
 	var err error
-	s.legacy, s.legacyURL, err = e.startLegacy("legacy", s.redisURL, s.stubURL, s.workers)
+	s.legacyRole = r
+	s.legacy, s.legacyURL, err = e.startLegacy("legacy", r, s.redisURL, s.stubURL, s.workers)
 	return err
 }
 
-// startStack starts Redis, the stub and the legacy app.
+// startModelStack starts the stack with the stub's latency model of BENCH_TTFT (default 300ms) and
+// BENCH_TPS (default 60 tokens/s), the chat workloads' model.
+func (e *env) startModelStack() (*stack, error) {
+	return e.startStack(envDuration("BENCH_TTFT", 300*time.Millisecond), envFloat("BENCH_TPS", 60))
+}
+
+// startStack starts Redis, the stub and the legacy app (as a backend: on the rest core). Legacy
+// gets 2 × cores + 1 sync workers, as deployed, where cores are those of the server under test:
+// one when pinned.
 func (e *env) startStack(ttft time.Duration, tps float64) (*stack, error) {
-	s := &stack{ttft: ttft, tps: tps, workers: 2*runtime.NumCPU() + 1}
+	s := &stack{ttft: ttft, tps: tps, workers: 2*e.pinned.Cores(harness.RoleServer) + 1, legacyRole: harness.RoleRest}
 	if w, err := strconv.Atoi(os.Getenv("BENCH_GUNICORN_WORKERS")); err == nil && w > 0 {
 		s.workers = w
 	}
@@ -140,7 +152,7 @@ func (e *env) startStack(ttft time.Duration, tps float64) (*stack, error) {
 	if s.stub, s.stubURL, err = e.startStub("stub", ttft, tps); err != nil {
 		return nil, fmt.Errorf("stub: %w", err)
 	}
-	if s.legacy, s.legacyURL, err = e.startLegacy("legacy", s.redisURL, s.stubURL, s.workers); err != nil {
+	if s.legacy, s.legacyURL, err = e.startLegacy("legacy", s.legacyRole, s.redisURL, s.stubURL, s.workers); err != nil {
 		return nil, fmt.Errorf("legacy: %w", err)
 	}
 	return s, nil
@@ -169,10 +181,13 @@ func (e *env) runLoad(name string, c load.Config, roots map[string]int, during f
 	args := []string{"load", "-url", c.BaseURL, "-users", strconv.Itoa(c.Users), "-mode", string(c.Mode),
 		"-ramp", c.Ramp.String(), "-duration", c.Duration.String(), "-timeout", c.Timeout.String(),
 		"-ttft", c.TTFT.String(), "-tps", strconv.FormatFloat(c.TPS, 'f', -1, 64), "-salt", c.Salt, "-out", outFile}
+	if c.Mode == load.ModeOpen {
+		args = append(args, "-rate", strconv.FormatFloat(c.Rate, 'f', -1, 64), "-pool", strconv.Itoa(c.Pool), "-arrivals", c.Arrivals)
+	}
 	if c.ChatPct != 0 || c.StreamPct != 0 {
 		args = append(args, "-chat", strconv.Itoa(c.ChatPct), "-stream", strconv.Itoa(c.StreamPct))
 	}
-	p, err := e.g.Start("load-"+name, []string{"GOMAXPROCS=2"}, append([]string{e.self}, args...)...)
+	p, err := e.spawn("load-"+name, harness.RoleRest, []string{e.gomaxprocs(harness.RoleRest)}, append([]string{e.self}, args...)...)
 	if err != nil {
 		return loadRun{}, err
 	}
@@ -212,7 +227,8 @@ func (e *env) runLoad(name string, c load.Config, roots map[string]int, during f
 	}
 	if res.ElapsedS > 0 {
 		// The generator has exited before the sampler's last read: use its own account.
-		usage["loadgen"] = harness.Usage{CPUSeconds: res.CPUSeconds, CPUCores: res.CPUSeconds / res.ElapsedS,
+		// Its CPU inside the window, as it measured it itself (getrusage at the window's edges).
+		usage["loadgen"] = harness.Usage{CPUSeconds: res.WindowCPUSeconds, CPUCores: res.WindowCPUSeconds / max(res.WindowS, 1e-9),
 			PeakRSSKiB: res.MaxRSSKiB, Procs: 1}
 	}
 	return loadRun{res: res, procs: usage}, nil
@@ -261,12 +277,11 @@ func chatLevels(configs []string, main, low []int) (map[string][]int, []int) {
 
 // chat runs the chatbot workload at each user level for every configuration, side by side.
 func (e *env) chat() error {
-	ttft := envDuration("BENCH_TTFT", 300*time.Millisecond)
-	tps := envFloat("BENCH_TPS", 60)
-	st, err := e.startStack(ttft, tps)
+	st, err := e.startModelStack()
 	if err != nil {
 		return err
 	}
+	ttft, tps := st.ttft, st.tps
 	users := pick(e, []int{175, 700, 2000, 5000}, []int{20, 175})
 	if v, ok := envInts("BENCH_USERS"); ok {
 		users = v
@@ -324,8 +339,13 @@ func (e *env) chat() error {
 			}
 			point := report.ChatPoint{Config: cfg.name, Users: u}
 			if cfg.share < 100 {
-				if legacyDirty {
-					if err := e.restartLegacy(st); err != nil {
+				// Measured directly, legacy is the server under test; behind cutover, a backend.
+				role := harness.RoleRest
+				if cfg.share < 0 {
+					role = harness.RoleServer
+				}
+				if legacyDirty || role != st.legacyRole && e.pinned.Enabled {
+					if err := e.restartLegacy(st, role); err != nil {
 						return fmt.Errorf("restart legacy: %w", err)
 					}
 				}

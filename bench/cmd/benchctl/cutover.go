@@ -75,8 +75,8 @@ func (e *env) startCutover(o cutoverOpts) (*cutoverProc, error) {
 	if err := os.WriteFile(cfg, []byte(cutoverConfig(o, port, adminPort, e.tmp)), 0o644); err != nil {
 		return nil, err
 	}
-	env := []string{"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1", "GOMAXPROCS=2"}
-	p, err := e.g.Start(o.Name, env, filepath.Join(e.bin, "cutover"), "serve", "-config", cfg)
+	env := []string{"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1", e.gomaxprocs(harness.RoleServer)}
+	p, err := e.spawn(o.Name, harness.RoleServer, env, filepath.Join(e.bin, "cutover"), "serve", "-config", cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -19,8 +19,11 @@ func loadCmd(args []string) error {
 	var c load.Config
 	var mode, out string
 	fs.StringVar(&c.BaseURL, "url", "", "base URL of the target (127.0.0.1 only)")
-	fs.IntVar(&c.Users, "users", 10, "concurrent users (closed loop)")
-	fs.StringVar(&mode, "mode", string(load.ModeMix), "mix, hold-stream or hold-chat")
+	fs.IntVar(&c.Users, "users", 10, "concurrent users (closed loop); open: the population (0 = rate × 11)")
+	fs.StringVar(&mode, "mode", string(load.ModeMix), "mix, hold-stream, hold-chat or open")
+	fs.Float64Var(&c.Rate, "rate", 0, "open: arrivals per second")
+	fs.IntVar(&c.Pool, "pool", 0, "open: most connections to the target (0 = 1024)")
+	fs.StringVar(&c.Arrivals, "arrivals", "", "open: poisson (default) or uniform")
 	fs.DurationVar(&c.Ramp, "ramp", 0, "spread user starts over this long; the window opens after it")
 	fs.DurationVar(&c.Duration, "duration", 0, "measurement window")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "per-request timeout (0 = 30s)")

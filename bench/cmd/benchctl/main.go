@@ -1,6 +1,6 @@
 // Command benchctl is the benchmark harness behind `make bench` (through bench/run.sh).
 //
-//	benchctl run [-quick] [-out DIR] [-only passthrough,chat,memory,shadow] [-readme README.md]
+//	benchctl run [-quick] [-pin=false] [-out DIR] [-only passthrough,chat,openloop,memory,shadow] [-readme README.md]
 //	benchctl upstream -addr 127.0.0.1:PORT      trivial keep-alive upstream for pass-through runs
 //	benchctl load -url URL -users N ...          the chatbot load generator (one run, JSON result)
 //	benchctl report -dir DIR                     re-render RESULTS.md and the SVG plots from results.json

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/cutover/cutover/bench/harness"
@@ -20,13 +21,39 @@ type ptTarget struct {
 // cutover does its real per-request work: route match, identity, bucket, reverse proxy.
 const passthroughPath = "/conversations/bench-passthrough-0001"
 
-// passthrough compares direct, nginx, haproxy and cutover (0 % native) in front of a trivial upstream.
+// proxyStarter writes a proxy's configuration under dir (listening on listen, proxying to upstream)
+// and returns the environment and arguments that run it in the foreground with workers worker
+// processes or threads (for a Go proxy, GOMAXPROCS goes into the environment instead).
+type proxyStarter func(dir, listen, upstream string, workers int) (env, argv []string, err error)
+
+// peers are the reverse proxies cutover is compared with, in the order they are reported.
+var peers = []struct {
+	name  string
+	start proxyStarter
+}{
+	{"nginx", func(dir, listen, upstream string, workers int) ([]string, []string, error) {
+		argv, err := harness.NginxConfig(dir, listen, upstream, workers)
+		return nil, argv, err
+	}},
+	{"haproxy", func(dir, listen, upstream string, workers int) ([]string, []string, error) {
+		argv, err := harness.HAProxyConfig(dir, listen, upstream, workers)
+		return nil, argv, err
+	}},
+	{"caddy", func(dir, listen, upstream string, workers int) ([]string, []string, error) {
+		env, argv, err := harness.CaddyConfig(dir, listen, upstream)
+		return append(env, "GOMAXPROCS="+strconv.Itoa(workers)), argv, err
+	}},
+}
+
+// passthrough compares direct, nginx, haproxy, Caddy and cutover (0 % native) in front of a
+// trivial upstream. In a pinned run the proxy under test has core 0 to itself (each proxy in turn:
+// only one is loaded at a time) and wrk, hey and the upstream share core 1.
 func (e *env) passthrough() error {
 	upPort, err := harness.FreePort()
 	if err != nil {
 		return err
 	}
-	up, err := e.g.Start("upstream", nil, e.self, "upstream", "-addr", harness.Addr(upPort))
+	up, err := e.spawn("upstream", harness.RoleRest, []string{e.gomaxprocs(harness.RoleRest)}, e.self, "upstream", "-addr", harness.Addr(upPort))
 	if err != nil {
 		return err
 	}
@@ -36,19 +63,16 @@ func (e *env) passthrough() error {
 	}
 	targets := []ptTarget{{name: "direct", url: upURL + passthroughPath}}
 
-	for _, p := range []struct {
-		name string
-		conf func(dir, listen, upstream string) ([]string, error)
-	}{{"nginx", harness.NginxConfig}, {"haproxy", harness.HAProxyConfig}} {
+	for _, p := range peers {
 		port, err := harness.FreePort()
 		if err != nil {
 			return err
 		}
-		argv, err := p.conf(e.tmp, harness.Addr(port), harness.Addr(upPort))
+		env, argv, err := p.start(e.tmp, harness.Addr(port), harness.Addr(upPort), e.pinned.Cores(harness.RoleServer))
 		if err != nil {
 			return err
 		}
-		proc, err := e.g.Start(p.name, nil, argv...)
+		proc, err := e.spawn(p.name, harness.RoleServer, env, argv...)
 		if err != nil {
 			e.note("%s could not start: %v", p.name, err)
 			continue
@@ -74,7 +98,7 @@ func (e *env) passthrough() error {
 		e.note("bin/cutover with a serve command is missing: pass-through measured without cutover")
 	}
 
-	pt := &report.Passthrough{Path: passthroughPath}
+	pt := &report.Passthrough{Path: passthroughPath, Pinning: e.pinned}
 	for _, t := range targets {
 		pt.Targets = append(pt.Targets, t.name)
 	}
@@ -86,7 +110,7 @@ func (e *env) passthrough() error {
 	for _, conns := range []int{64, 512} {
 		// Warm every path (keep-alive pools, caches) before measuring.
 		for _, t := range targets {
-			if _, err := harness.Wrk(e.ctx, e.tmp, t.url, 2, conns, pick(e, 2*time.Second, time.Second)); err != nil {
+			if _, err := harness.Wrk(e.ctx, e.pinned, e.tmp, t.url, 2, conns, pick(e, 2*time.Second, time.Second)); err != nil {
 				return fmt.Errorf("warm-up %s: %w", t.name, err)
 			}
 		}
@@ -99,8 +123,9 @@ func (e *env) passthrough() error {
 					roots["proxy"] = t.proc.Pid()
 				}
 				s := harness.StartSampler(roots, 200*time.Millisecond)
-				w, err := harness.Wrk(e.ctx, e.tmp, t.url, 2, conns, dur)
+				w, err := harness.Wrk(e.ctx, e.pinned, e.tmp, t.url, 2, conns, dur)
 				usage := s.Stop()
+				usage["wrk"] = harness.Usage{CPUSeconds: w.CPUSeconds, Procs: 1}
 				if err != nil {
 					return fmt.Errorf("%s at %d conns: %w", t.name, conns, err)
 				}
@@ -122,12 +147,19 @@ func (e *env) passthrough() error {
 	for round := range rounds {
 		for i := range targets {
 			t := targets[(i+round)%len(targets)]
-			h, err := harness.Hey(e.ctx, t.url, 64, rate/64, fixedDur)
+			roots := map[string]int{"upstream": up.Pid()}
+			if t.proc != nil {
+				roots["proxy"] = t.proc.Pid()
+			}
+			s := harness.StartSampler(roots, 200*time.Millisecond)
+			h, err := harness.Hey(e.ctx, e.pinned, t.url, 64, rate/64, fixedDur)
+			usage := s.Stop()
 			if err != nil {
 				return fmt.Errorf("fixed rate %s: %w", t.name, err)
 			}
+			usage["hey"] = harness.Usage{CPUSeconds: h.CPUSeconds, Procs: 1}
 			e.logf("fixed rate %-8s round %d %5.0f rps: p50 %.2f ms p99 %.2f ms", t.name, round, h.RPS, h.P50MS, h.P99MS)
-			pt.FixedRuns = append(pt.FixedRuns, report.PTFixed{Round: round, Conns: 64, Target: t.name, RateRPS: rate, Hey: h})
+			pt.FixedRuns = append(pt.FixedRuns, report.PTFixed{Round: round, Conns: 64, Target: t.name, RateRPS: rate, Hey: h, CPU: usage})
 		}
 	}
 	pt.Fixed = summariseFixed(pt, rate)
@@ -141,7 +173,7 @@ func (e *env) profilePassthrough(c *cutoverProc, conns int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = harness.Wrk(e.ctx, e.tmp, c.URL+passthroughPath, 2, conns, time.Duration(secs+3)*time.Second)
+		_, _ = harness.Wrk(e.ctx, e.pinned, e.tmp, c.URL+passthroughPath, 2, conns, time.Duration(secs+3)*time.Second)
 	}()
 	_ = e.sleep(time.Second)
 	scenario := fmt.Sprintf("passthrough-c%d", conns)
@@ -157,6 +189,7 @@ func summarisePassthrough(pt *report.Passthrough) []report.PTSummary {
 		for _, t := range pt.Targets {
 			var rps, p50, p99, cpu []float64
 			var errs, rss int64
+			perReq := map[string][]float64{}
 			for _, r := range pt.Runs {
 				if r.Conns != conns || r.Target != t {
 					continue
@@ -169,15 +202,18 @@ func summarisePassthrough(pt *report.Passthrough) []report.PTSummary {
 					cpu = append(cpu, u.CPUCores)
 					rss = max(rss, u.PeakRSSKiB)
 				}
+				for name, u := range r.CPU {
+					perReq[name] = append(perReq[name], u.MicrosPer(r.Wrk.Requests))
+				}
 			}
 			if len(rps) == 0 {
 				continue
 			}
 			byTarget[t] = report.PTSummary{Conns: conns, Target: t, RPS: median(rps), RPSMin: slices.Min(rps), RPSMax: slices.Max(rps),
 				P50MS: median(p50), P99MS: median(p99),
-				Errors: errs, ProxyCPU: median(cpu), ProxyPeakRSS: rss}
+				Errors: errs, ProxyCPU: median(cpu), ProxyPeakRSS: rss, CPUPerReqUS: medians(perReq)}
 		}
-		d, n := byTarget["direct"], byTarget["nginx"]
+		d, n, c := byTarget["direct"], byTarget["nginx"], byTarget["caddy"]
 		// No added latency from wrk: every target is saturated, so its latency is queueing.
 		for _, t := range pt.Targets {
 			s, ok := byTarget[t]
@@ -189,6 +225,9 @@ func summarisePassthrough(pt *report.Passthrough) []report.PTSummary {
 			}
 			if n.RPS > 0 {
 				s.RatioNginx = s.RPS / n.RPS
+			}
+			if c.RPS > 0 {
+				s.RatioCaddy = s.RPS / c.RPS
 			}
 			out = append(out, s)
 		}
@@ -202,6 +241,7 @@ func summariseFixed(pt *report.Passthrough, rate float64) []report.PTFixed {
 	var out []report.PTFixed
 	for _, t := range pt.Targets {
 		var rps, p50, p90, p99 []float64
+		perReq := map[string][]float64{}
 		f := report.PTFixed{Conns: 64, Target: t, RateRPS: rate}
 		for _, r := range pt.FixedRuns {
 			if r.Target != t {
@@ -211,7 +251,11 @@ func summariseFixed(pt *report.Passthrough, rate float64) []report.PTFixed {
 			f.Hey.Requests += r.Hey.Requests
 			f.Hey.Errors += r.Hey.Errors
 			f.Hey.Non200 += r.Hey.Non200
+			for name, u := range r.CPU {
+				perReq[name] = append(perReq[name], u.MicrosPer(r.Hey.Requests))
+			}
 		}
+		f.CPUPerReqUS = medians(perReq)
 		if len(rps) == 0 {
 			continue
 		}
@@ -221,6 +265,18 @@ func summariseFixed(pt *report.Passthrough, rate float64) []report.PTFixed {
 	for i := range out {
 		out[i].AddedP50MS = out[i].Hey.P50MS - out[0].Hey.P50MS // out[0] is direct, the first target
 		out[i].AddedP99MS = out[i].Hey.P99MS - out[0].Hey.P99MS
+	}
+	return out
+}
+
+// medians is the median of each named series (nil for none).
+func medians(series map[string][]float64) map[string]float64 {
+	if len(series) == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(series))
+	for name, xs := range series {
+		out[name] = median(xs)
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,9 +30,12 @@ type env struct {
 	tmp   string // scratch folder of this run (logs, generated configs)
 	out   string // results folder
 	quick bool
-	g     *harness.Group
-	res   *report.Results
-	start time.Time
+	// pin is the run's pinning; pinned is it while a pinned scenario runs, else the zero
+	// Pinning (nothing pinned). Start processes and run wrk and hey through pinned.
+	pin, pinned harness.Pinning
+	g           *harness.Group
+	res         *report.Results
+	start       time.Time
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -56,9 +60,10 @@ func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "run every scenario briefly (smoke test); env BENCH_QUICK=1")
 	out := fs.String("out", os.Getenv("BENCH_OUT"), "results folder (default bench/results, or bench/tmp/results-quick in quick mode)")
-	only := fs.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios: passthrough,chat,memory,shadow (default all)")
+	only := fs.String("only", os.Getenv("BENCH_ONLY"), "comma-separated scenarios: passthrough,chat,openloop,memory,shadow (default all)")
 	root := fs.String("root", "", "repository root (default: found from the working directory)")
 	readme := fs.String("readme", "", "after the run, replace the generated block of this README with the summary (see benchctl readme)")
+	pin := fs.Bool("pin", os.Getenv("BENCH_PIN") != "0", "pin the process under test to core 0 and everything else to core 1 in the pinned scenarios (passthrough, chat, openloop); env BENCH_PIN=0 disables")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,15 +109,23 @@ func runCmd(args []string) error {
 	m.OpenFiles = nofile
 	m.LoadStart = harness.LoadAvg()
 	e.logf("machine: %d cores, %d MiB, open files %d; quick=%v; scratch %s", m.Cores, m.MemTotalKiB/1024, nofile, e.quick, e.tmp)
+	var why string
+	e.pin, why = harness.DefaultPinning(*pin)
+	e.res.Settings.Pinning = e.pin
+	if *pin && !e.pin.Enabled {
+		e.note("processes not pinned: %s", why)
+	}
 
 	scenarios := []struct {
-		name string
-		run  func() error
+		name   string
+		run    func() error
+		pinned bool // the process under test on one core, the rest on the other
 	}{
-		{"passthrough", e.passthrough},
-		{"chat", e.chat},
-		{"memory", e.memory},
-		{"shadow", e.shadow},
+		{"passthrough", e.passthrough, true},
+		{"chat", e.chat, true},
+		{"openloop", e.openloop, true},
+		{"memory", e.memory, false},
+		{"shadow", e.shadow, false},
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -129,7 +142,7 @@ func runCmd(args []string) error {
 			break
 		}
 		e.logf("=== scenario %s", s.name)
-		if err := s.run(); err != nil {
+		if err := e.runScenario(s.name, s.pinned, s.run); err != nil {
 			e.note("scenario %s failed: %v", s.name, err)
 			failed = append(failed, s.name)
 		}
@@ -155,11 +168,44 @@ func runCmd(args []string) error {
 	return nil
 }
 
+// runScenario runs one scenario, pinned if pinned and the run pins: the harness itself moves to
+// the rest core for its duration (so the processes it starts inherit that core unless told
+// otherwise) and back to every core after it.
+func (e *env) runScenario(name string, pinned bool, run func() error) error {
+	e.pinned = harness.Pinning{}
+	if pinned && e.pin.Enabled {
+		if err := e.pin.PinSelf(); err != nil {
+			e.note("scenario %s not pinned: %v", name, err)
+		} else {
+			e.pinned = e.pin
+			e.res.Settings.PinnedScenarios = append(e.res.Settings.PinnedScenarios, name)
+			defer func() {
+				e.pinned = harness.Pinning{}
+				if err := harness.Unpin(); err != nil {
+					e.note("after scenario %s: %v", name, err)
+				}
+			}()
+		}
+	}
+	return run()
+}
+
+// spawn starts argv as a process of role r (pinned to its core in a pinned scenario).
+func (e *env) spawn(name string, r harness.Role, env []string, argv ...string) (*harness.Proc, error) {
+	return e.g.Start(name, env, e.pinned.Wrap(r, argv...)...)
+}
+
+// gomaxprocs is the GOMAXPROCS setting of a Go process of role r: the cores it may use.
+func (e *env) gomaxprocs(r harness.Role) string {
+	return "GOMAXPROCS=" + strconv.Itoa(e.pinned.Cores(r))
+}
+
 // finish writes results.json, RESULTS.md and the plots.
 func (e *env) finish() error {
 	e.res.Finished = time.Now().UTC()
 	e.res.Machine.LoadEnd = harness.LoadAvg()
 	e.res.Instances = report.ComputeInstances(e.res.Chat)
+	report.ComputeOpenCapacity(e.res.OpenLoop)
 	if err := report.Write(e.out, e.res); err != nil {
 		return err
 	}
@@ -177,6 +223,7 @@ func reportCmd(args []string) error {
 		return err
 	}
 	r.Instances = report.ComputeInstances(r.Chat)
+	report.ComputeOpenCapacity(r.OpenLoop)
 	return report.Render(*dir, r)
 }
 
@@ -198,6 +245,7 @@ func writeReadme(path, dir string) error {
 		return err
 	}
 	r.Instances = report.ComputeInstances(r.Chat)
+	report.ComputeOpenCapacity(r.OpenLoop)
 	absReadme, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -259,7 +307,7 @@ func checkLoopback(raw string) error {
 }
 
 func toolVersions(root string) map[string]string {
-	t := harness.PackageVersions("wrk", "hey", "nginx", "haproxy", "redis-server", "gunicorn", "python3-flask")
+	t := harness.PackageVersions("wrk", "hey", "nginx", "haproxy", "caddy", "redis-server", "gunicorn", "python3-flask")
 	t["go"] = runtime.Version()
 	t["python3"] = harness.CommandOutput(nil, "python3", "--version")
 	t["flask"] = harness.CommandOutput([]string{"PYTHONPATH=" + filepath.Join(root, ".pydeps")}, "python3", "-c",

@@ -92,8 +92,9 @@ func (e *env) shadow() error {
 				created = true
 			}
 			s := harness.StartSampler(map[string]int{"cutover": cut.Pid(), "legacy": st.legacy.Pid()}, 250*time.Millisecond)
-			h, herr := harness.Hey(e.ctx, cut.URL+"/conversations/"+conv, 16, rate/16, dur)
+			h, herr := harness.Hey(e.ctx, e.pinned, cut.URL+"/conversations/"+conv, 16, rate/16, dur)
 			usage := s.Stop()
+			usage["hey"] = harness.Usage{CPUSeconds: h.CPUSeconds, Procs: 1}
 			endRSS := harness.RSSKiB(cut.Pid())
 			moved := shadowMetricsMoved(cut.AdminURL)
 			summary := adminGet(cut.AdminURL + "/admin/shadow/summary")
@@ -120,6 +121,7 @@ func (e *env) shadow() error {
 		var rps, p50, p95, p99, cpu []float64
 		var m report.ShadowPoint
 		var peak int64
+		perReq := map[string][]float64{}
 		for _, r := range sh.Runs {
 			if r.Name != pt.name {
 				continue
@@ -127,6 +129,9 @@ func (e *env) shadow() error {
 			rps, p50, p95, p99 = append(rps, r.Load.RPS), append(p50, r.Load.Get.P50MS), append(p95, r.Load.Get.P95MS), append(p99, r.Load.Get.P99MS)
 			cpu = append(cpu, r.Procs["cutover"].CPUCores)
 			peak = max(peak, r.Procs["cutover"].PeakRSSKiB)
+			for name, u := range r.Procs {
+				perReq[name] = append(perReq[name], u.MicrosPer(r.Load.Get.Count))
+			}
 			m.Load.OK += r.Load.OK
 			m.Load.Errors += r.Load.Errors
 			m.Summary, m.Error = r.Summary, r.Error
@@ -136,6 +141,7 @@ func (e *env) shadow() error {
 		m.Load.Users, m.Load.RPS = 16, median(rps)
 		m.Load.Get = load.Stats{Count: m.Load.OK + m.Load.Errors, P50MS: median(p50), P95MS: median(p95), P99MS: median(p99)}
 		m.Procs = map[string]harness.Usage{"cutover": {CPUCores: median(cpu), PeakRSSKiB: peak}}
+		m.CPUPerReqUS = medians(perReq)
 		sh.Points = append(sh.Points, m)
 	}
 	if len(sh.Points) >= 2 {
@@ -169,7 +175,7 @@ func (e *env) shadow() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, _ = harness.Hey(e.ctx, cut.URL+"/conversations/"+conv, 16, rate/16, time.Duration(secs+3)*time.Second)
+			_, _ = harness.Hey(e.ctx, e.pinned, cut.URL+"/conversations/"+conv, 16, rate/16, time.Duration(secs+3)*time.Second)
 		}()
 		_ = e.sleep(time.Second)
 		for _, k := range pp.kinds {
