@@ -460,10 +460,13 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 		code, _, _ := b.cli("weights", "set", "health", "10")
 		return code == 0
 	})
+	// u tells 10 % from the 35 % before; v tells it from 0 % (a late file
+	// seed or edit overwriting the change would show as 0 %).
+	u = userBetween(t, 1000, 2000) // native at 20 % or more, legacy at 10 %
+	v = userBetween(t, 0, 1000)    // native at 10 %, legacy at 0 %
 	eventuallyFleet(t, "every instance routes by 10 %", func() bool {
-		u := userBetween(t, 1000, 2000) // native at 20 % or more, legacy at 10 %
 		for _, p := range all {
-			if p.served(t, c, "/health", u) != "legacy" {
+			if p.served(t, c, "/health", u) != "legacy" || p.served(t, c, "/health", v) != "native" {
 				return false
 			}
 		}

@@ -86,6 +86,10 @@ type Store struct {
 	started time.Time
 	current atomic.Pointer[Snapshot]
 	synced  atomic.Bool // a store snapshot was applied at least once
+	// startChecked: the file shares given at start were compared with the
+	// store (seeded, or written as an edit) once, so a change made after
+	// this instance reports Ready is never overwritten by its start's file.
+	startChecked atomic.Bool
 	// fallback is the time the instance started on the file's shares (zero: never).
 	fallback atomic.Pointer[time.Time]
 
@@ -240,9 +244,17 @@ func (s *Store) LastError() error {
 // (not Ready).
 func (s *Store) Current() *Snapshot { return s.current.Load() }
 
-// Ready reports whether the instance has state to serve: the store's, or the
-// file's past the startup bound. Until then its health check should fail.
-func (s *Store) Ready() bool { return s.current.Load() != nil }
+// Ready reports whether the instance has state to serve: the store's, with
+// the config file it started with compared to the store's record (seeded or
+// written as an edit: package doc), or the file's past the startup bound.
+// Until then its health check should fail, so an operator's change made once
+// every instance is ready is never overwritten by a late start's file.
+func (s *Store) Ready() bool {
+	if s.current.Load() == nil {
+		return false
+	}
+	return s.startChecked.Load() || s.opt.StartupBound < 0 || s.opt.Now().Sub(s.started) >= s.opt.StartupBound
+}
 
 // Status is an instance's view of its own link to the store.
 type Status struct {
@@ -697,5 +709,6 @@ func (s *Store) syncFile(ctx context.Context) error {
 		}
 		s.fileMu.Unlock()
 	}
+	s.startChecked.Store(true)
 	return nil
 }
