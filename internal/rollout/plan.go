@@ -13,8 +13,8 @@ import (
 const MaxShare = 10000
 
 // Step is one step of a plan: a native share, or the shadow step (native
-// answers nobody; it runs as a shadow of legacy and only the mismatch gate
-// is judged). In JSON a step is "shadow" or a percentage (1, 0.5, 100).
+// answers nobody; it runs as a shadow of legacy at the route's shadow.rate
+// and only the mismatch gate is judged). In JSON a step is "shadow" or a percentage (1, 0.5, 100).
 type Step struct {
 	// Shadow marks the shadow step; Share is then 0.
 	Shadow bool
@@ -146,10 +146,7 @@ type Plan struct {
 	// MaxHold is how long a step may hold (too few samples) before the
 	// rollout pauses. Zero means 1h.
 	MaxHold Duration `json:"max_hold,omitempty"`
-	// ShadowRate is the shadow sampling rate (0-1] the shadow step runs at
-	// when the route's own shadow.rate is lower. Zero means 1.
-	ShadowRate float64 `json:"shadow_rate,omitempty"`
-	Gates      Gates   `json:"gates"`
+	Gates   Gates    `json:"gates"`
 }
 
 // DefaultSteps are the steps of a plan that gives none.
@@ -170,9 +167,6 @@ func (p Plan) WithDefaults() Plan {
 	def(&p.Gates.P99Floor, 50*time.Millisecond)
 	if p.MinRequests == 0 {
 		p.MinRequests = 100
-	}
-	if p.ShadowRate == 0 {
-		p.ShadowRate = 1
 	}
 	deff := func(f *float64, v float64) {
 		if *f == 0 {
@@ -217,9 +211,6 @@ func (p Plan) Validate() error {
 	}
 	if p.MinRequests < 1 {
 		errs = append(errs, fmt.Errorf("min_requests %d is below 1", p.MinRequests))
-	}
-	if p.ShadowRate < 0 || p.ShadowRate > 1 {
-		errs = append(errs, fmt.Errorf("shadow_rate %v is not in (0, 1]", p.ShadowRate))
 	}
 	for _, g := range []struct {
 		name string

@@ -139,12 +139,6 @@ func (s State) CurrentStep() Step {
 	return s.Plan.Steps[s.Step]
 }
 
-// Shadowing reports whether the route should run native as a shadow at
-// Plan.ShadowRate now: an active rollout (or a paused one) at the shadow step.
-func (s State) Shadowing() bool {
-	return (s.Status.Active() || s.Status == StatusPaused) && s.CurrentStep().Shadow
-}
-
 func (s State) record(e Entry) State {
 	e.Step, e.Share = s.Step, s.Share()
 	h := append(append([]Entry(nil), s.History...), e)
