@@ -190,6 +190,12 @@ func (rt *Router) setFleetShares(shares map[string]int, actor Actor, at *uint64,
 		bp := shares[name]
 		ch.Edits[name] = fleet.Edit{Share: &bp}
 	}
+	// In the same change: a rollout of a route changed by hand pauses.
+	for name, blob := range rt.rollouts.interruptEdits(rt.fleet.Current(), shares, actor) {
+		e := ch.Edits[name]
+		e.Rollout = blob
+		ch.Edits[name] = e
+	}
 	var snap *fleet.Snapshot
 	if latest {
 		snap, err = rt.fleet.ApplyLatest(context.Background(), ch)

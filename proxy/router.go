@@ -76,6 +76,10 @@ type Router struct {
 	fleet    *fleet.Store
 	file     *config.Config
 	fleetGen uint64
+
+	// rollouts, when not nil, are told of share changes made outside them
+	// (rollout.go); set before serving, never changed.
+	rollouts *rollouts
 }
 
 // snapshot is the compiled config in force.

@@ -76,16 +76,26 @@ func Do(st State, a Action, who, reason string, now time.Time) (State, error) {
 	return st, fmt.Errorf("unknown rollout action %q", a)
 }
 
-// ManualShare pauses an active rollout whose route's share an operator set
-// by hand (weights set), so the driver does not fight the change; other
-// statuses are returned unchanged, with false.
-func ManualShare(st State, share int, who string, now time.Time) (State, bool) {
+// Interrupt is what a share change made outside the rollout does to it:
+// an operator's change (action set, rollback...) pauses an active rollout,
+// so the driver does not fight it; the native breaker's auto_rollback
+// marks an active or paused rollout rolled back. It returns st unchanged
+// and false when the change does not concern it.
+func Interrupt(st State, share int, action, who string, now time.Time) (State, bool) {
+	if action == "auto_rollback" {
+		if !st.Status.Active() && st.Status != StatusPaused {
+			return st, false
+		}
+		st.Status, st.HoldSince = StatusRolledBack, time.Time{}
+		return st.record(Entry{Time: now, Event: EventRollback, Who: who,
+			Reason: "native breaker tripped: the route was rolled back to 0% (auto_rollback)"}), true
+	}
 	if !st.Status.Active() {
 		return st, false
 	}
 	st.Status, st.HoldSince = StatusPaused, time.Time{}
 	return st.record(Entry{Time: now, Event: EventPause, Who: who,
-		Reason: fmt.Sprintf("share set by hand to %s: rollout paused", Step{Share: share})}), true
+		Reason: fmt.Sprintf("share set to %s by hand (%s): rollout paused", Step{Share: share}, action)}), true
 }
 
 func orDefault(s, def string) string {
