@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,13 +33,14 @@ type RolloutEvent struct {
 	Gates    []rollout.GateValue `json:"gates,omitempty"`
 }
 
-// webhooks tell the configured endpoints every rollout event, from one
-// goroutine behind a bounded queue: a slow or dead endpoint delays only
-// later notifications (bounded retries per event), never the rollout, and
-// a full queue drops the event (counted).
+// webhooks tell the configured endpoints every rollout event, each from
+// its own goroutine behind its own bounded queue: a slow or dead endpoint
+// delays only its own later notifications (bounded retries per event),
+// never the rollout or another endpoint, and a full queue drops the event
+// (counted).
 type webhooks struct {
 	hooks   []config.Webhook
-	queue   chan RolloutEvent
+	queues  []chan RolloutEvent
 	client  *http.Client
 	log     *slog.Logger
 	dropped prometheus.Counter
@@ -51,11 +53,15 @@ func newWebhooks(hooks []config.Webhook, size int, log *slog.Logger) *webhooks {
 	if size <= 0 {
 		size = 100
 	}
+	queues := make([]chan RolloutEvent, len(hooks))
+	for i := range queues {
+		queues[i] = make(chan RolloutEvent, size)
+	}
 	return &webhooks{
-		hooks: hooks, queue: make(chan RolloutEvent, size), log: log, pause: 100 * time.Millisecond,
+		hooks: hooks, queues: queues, log: log, pause: 100 * time.Millisecond,
 		client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cutover_rollout_webhook_dropped_total", Help: "Rollout events not sent to the webhooks because their queue was full.",
+			Name: "cutover_rollout_webhook_dropped_total", Help: "Rollout events not sent to a webhook because its queue was full.",
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cutover_rollout_webhook_failures_total", Help: "Rollout events a webhook did not accept after every retry.",
@@ -70,26 +76,34 @@ func (w *webhooks) send(st rollout.State, e rollout.Entry) {
 	}
 	ev := RolloutEvent{Event: e.Event, Route: st.Route, Status: st.Status, Step: e.Step, StepName: st.CurrentStep().String(),
 		ShareBP: e.Share, Time: e.Time, Who: e.Who, Reason: e.Reason, Gates: e.Gates}
-	select {
-	case w.queue <- ev:
-	default:
-		w.dropped.Inc()
-		w.log.Warn("rollout webhook queue full: event dropped", "route", st.Route, "event", string(e.Event))
+	for i, q := range w.queues {
+		select {
+		case q <- ev:
+		default:
+			w.dropped.Inc()
+			w.log.Warn("rollout webhook queue full: event dropped", "url", redactURL(w.hooks[i].URL), "route", st.Route, "event", string(e.Event))
+		}
 	}
 }
 
-// run sends the queued events until ctx ends.
+// run sends the queued events, one goroutine per webhook, until ctx ends.
 func (w *webhooks) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-w.queue:
-			for _, h := range w.hooks {
-				w.deliver(ctx, h, ev)
+	var wg sync.WaitGroup
+	for i, q := range w.queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev := <-q:
+					w.deliver(ctx, w.hooks[i], ev)
+				}
 			}
-		}
+		}()
 	}
+	wg.Wait()
 }
 
 // deliver posts ev to h, retrying a failure (transport error or non-2xx)

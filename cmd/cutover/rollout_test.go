@@ -1,0 +1,488 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/internal/rollout"
+	"github.com/cutover/cutover/internal/testenv"
+	"github.com/cutover/cutover/proxy"
+)
+
+// rolloutBound bounds a whole rollout in the process tests (several steps
+// of 300ms at least, each waiting for its samples, on a loaded machine).
+const rolloutBound = 60 * time.Second
+
+// rolloutProc writes the config of one `cutover serve` of the rollout
+// tests: redisURL "" runs it alone, hooks is the rollout.webhooks list.
+func rolloutProc(t *testing.T, name, legacyURL, redisURL, hooks string) *fleetProc {
+	t.Helper()
+	p := &fleetProc{name: name, traffic: freeAddr(t), admin: freeAddr(t)}
+	p.config = filepath.Join(t.TempDir(), name+".yaml")
+	fleetYAML := ""
+	if redisURL != "" {
+		fleetYAML = fmt.Sprintf("fleet:\n  redis_url: %s\n  instance: %s\n  heartbeat_ttl: 2s\n", redisURL, name)
+	}
+	yaml := fmt.Sprintf(`listen:
+  addr: %s
+  served_by_header: X-Cutover-Served-By
+admin:
+  addr: %s
+  token: %s
+shutdown:
+  drain_delay: 10ms
+  timeout: 5s
+legacy:
+  url: %s
+native:
+  aws_region: us-east-1
+  bedrock_endpoint_url: http://127.0.0.1:1
+  redis_url: redis://127.0.0.1:1/0
+  redis_pool_timeout: 500ms
+shadow:
+  store: {jsonl_path: "-"}
+log: {access: false}
+%s
+rollout:
+  interval: 50ms
+  flush_interval: 50ms
+  lease_ttl: 1s
+  webhooks: %s
+stickiness: [header:X-User-Id]
+routes:
+  - name: health
+    path: /health
+    shadow: {rate_percent: 100, compare: json}
+    rollout: {steps: [shadow, 10, 50, 100], interval: 300ms, min_requests: 20, gates: {p99_floor: 100ms}}
+  - name: models
+    path: /models
+    rollout: {steps: [10, 25, 50, 75, 100], interval: 300ms, min_requests: 20, gates: {p99_floor: 100ms}}
+  - name: get_conversation
+    path: /conversations/<conversation_id>
+    breaker: {disabled: true}
+    rollout: {steps: [10, 50, 100], interval: 300ms, min_requests: 20}
+  - name: static
+    path: /static/<path:filename>
+`, p.traffic, p.admin, fleetToken, legacyURL, fleetYAML, hooks)
+	if err := os.WriteFile(p.config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// rolloutLegacy is the legacy app of the rollout tests: it answers what the
+// native handlers answer, so the shadow comparisons match.
+func rolloutLegacy(t *testing.T) *httptest.Server {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/health":
+			_, _ = w.Write([]byte(`{"status": "ok"}`))
+		default:
+			_, _ = w.Write([]byte(`{"ok": true}`))
+		}
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// rollout is GET /admin/routes/{route}/rollout on p; a 404 (the instance
+// has not applied the rollout's start yet) is the zero status.
+func (p *fleetProc) rollout(t *testing.T, c *http.Client, route string) proxy.RolloutStatus {
+	t.Helper()
+	code, body := p.adminCall(t, c, http.MethodGet, "/admin/routes/"+route+"/rollout", nil)
+	var st proxy.RolloutStatus
+	if code == http.StatusNotFound {
+		return st
+	}
+	if code != 200 || json.Unmarshal(body, &st) != nil {
+		t.Fatalf("GET rollout of %s on %s: %d %s", route, p.name, code, body)
+	}
+	return st
+}
+
+// load sends GET path (with {user} replaced by a user id) to the
+// instances alive() returns, round robin over 1000 users, until stop is
+// closed; it returns when it has stopped.
+type load struct {
+	stop chan struct{}
+	done chan struct{}
+	n    int64
+	mu   sync.Mutex
+}
+
+func startLoad(c *http.Client, path string, alive func() []*fleetProc) *load {
+	l := &load{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			procs := alive()
+			if len(procs) == 0 {
+				return
+			}
+			p := procs[i%len(procs)]
+			user := "u" + strconv.Itoa(i%1000)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+p.traffic+strings.ReplaceAll(path, "{user}", user), nil)
+			req.Header.Set("X-User-Id", user)
+			if resp, err := c.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			l.mu.Lock()
+			l.n++
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *load) end() {
+	close(l.stop)
+	<-l.done
+}
+
+// hookSink is a webhook receiver: every JSON event and Slack text in order.
+type hookSink struct {
+	mu     sync.Mutex
+	events []proxy.RolloutEvent
+	slack  []string
+}
+
+func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.URL.Path == "/slack" {
+		var m struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(body, &m) != nil || m.Text == "" {
+			http.Error(w, "not a slack message", http.StatusBadRequest)
+			return
+		}
+		h.slack = append(h.slack, m.Text)
+		return
+	}
+	var ev proxy.RolloutEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.events = append(h.events, ev)
+}
+
+func (h *hookSink) got() ([]proxy.RolloutEvent, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]proxy.RolloutEvent(nil), h.events...), append([]string(nil), h.slack...)
+}
+
+func events(hist []rollout.Entry) []rollout.Event {
+	out := make([]rollout.Event, len(hist))
+	for i, e := range hist {
+		out[i] = e.Event
+	}
+	return out
+}
+
+func sameEvents(a, b []rollout.Event) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Real `cutover serve` processes, a real redis-server and real webhook
+// receivers (issue 14).
+func TestRolloutProcesses(t *testing.T) {
+	r := testenv.StartRedis(t)
+	bin := buildCutover(t)
+	legacy := rolloutLegacy(t)
+	sink := &hookSink{}
+	hooks := httptest.NewServer(sink)
+	defer hooks.Close()
+	dead := "http://" + freeAddr(t) + "/hook" // nothing listens there
+	hookList := fmt.Sprintf("[{url: %q}, {url: %q, format: slack}, {url: %q, retries: 1, timeout: 200ms}]", hooks.URL+"/json", hooks.URL+"/slack", dead)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	a := rolloutProc(t, "a", legacy.URL, r.URL(), hookList)
+	b := rolloutProc(t, "b", legacy.URL, r.URL(), hookList)
+	solo := rolloutProc(t, "solo", legacy.URL, "", "[]")
+	for _, p := range []*fleetProc{a, b, solo} {
+		p.start(t, bin)
+	}
+	for _, p := range []*fleetProc{a, b, solo} {
+		waitStatus(t, c, "http://"+p.traffic+"/_cutover/health", 200)
+	}
+	var aliveMu sync.Mutex
+	procs := []*fleetProc{a, b}
+	alive := func() []*fleetProc { aliveMu.Lock(); defer aliveMu.Unlock(); return append([]*fleetProc(nil), procs...) }
+
+	t.Run("bad calls", func(t *testing.T) {
+		tests := []struct {
+			method, path string
+			want         int
+		}{
+			{http.MethodPost, "/admin/routes/static/rollout", http.StatusConflict}, // no native handler
+			{http.MethodPost, "/admin/routes/nope/rollout", http.StatusNotFound},
+			{http.MethodPost, "/admin/routes/health/rollout/jump", http.StatusNotFound},
+			{http.MethodPost, "/admin/routes/models/rollout/pause", http.StatusNotFound}, // no rollout yet
+			{http.MethodGet, "/admin/routes/models/rollout", http.StatusNotFound},
+		}
+		for _, tt := range tests {
+			if code, body := a.adminCall(t, c, tt.method, tt.path, nil); code != tt.want {
+				t.Errorf("%s %s: %d %s, want %d", tt.method, tt.path, code, body, tt.want)
+			}
+		}
+		if code, body := a.adminCall(t, c, http.MethodPost, "/admin/routes/health/rollout", map[string]any{"steps": []any{5, 1}}); code != 400 ||
+			!strings.Contains(string(body), "does not grow") {
+			t.Errorf("bad plan: %d %s", code, body)
+		}
+	})
+
+	t.Run("healthy rollout reaches 100% through every step", func(t *testing.T) {
+		l := startLoad(c, "/health", alive)
+		defer l.end()
+		code, out, errOut := a.cli("rollout", "start", "health")
+		if code != 0 {
+			t.Fatalf("rollout start: %d %s %s", code, out, errOut)
+		}
+		t.Logf("$ cutover rollout start health\n%s", out)
+		eventuallyBound(t, rolloutBound, "health rollout completed", func() bool {
+			st := b.rollout(t, c, "health")
+			if st.Status == rollout.StatusRolledBack || st.Status == rollout.StatusPaused {
+				t.Fatalf("rollout %s: %s", st.Status, st.Why)
+			}
+			return st.Status == rollout.StatusCompleted
+		})
+		st := b.rollout(t, c, "health")
+		if want := []rollout.Event{rollout.EventStart, rollout.EventStep, rollout.EventStep, rollout.EventComplete}; !sameEvents(events(st.History), want) {
+			t.Fatalf("history %v, want %v", events(st.History), want)
+		}
+		for i, e := range st.History {
+			if e.Step != i {
+				t.Errorf("history entry %d (%s) at step %d", i, e.Event, e.Step)
+			}
+			if i > 0 && len(e.Gates) == 0 {
+				t.Errorf("history entry %d (%s) without gate values", i, e.Event)
+			}
+		}
+		for _, p := range alive() {
+			eventuallyFleet(t, p.name+" serves health at 100%", func() bool { return p.served(t, c, "/health", "u1") == "native" })
+		}
+		_, out, _ = b.cli("rollout", "status", "health")
+		t.Logf("$ cutover rollout status health\n%s", out)
+		if !strings.Contains(out, "route health: completed at step 4/4 (100%), native 100%") {
+			t.Errorf("status output:\n%s", out)
+		}
+		// The receiver got every event, in order, in both forms; the dead one changed nothing.
+		eventuallyFleet(t, "every event delivered", func() bool { evs, sl := sink.got(); return len(evs) >= 4 && len(sl) >= 4 })
+		evs, sl := sink.got()
+		var got []rollout.Event
+		for _, e := range evs {
+			got = append(got, e.Event)
+		}
+		if !sameEvents(got, events(st.History)) {
+			t.Errorf("webhook events %v, want %v", got, events(st.History))
+		}
+		if last := evs[len(evs)-1]; last.ShareBP != 10000 || last.Route != "health" || len(last.Gates) == 0 {
+			t.Errorf("completion event %+v", last)
+		}
+		if !strings.Contains(sl[1], "cutover rollout of *health*: step") || !strings.Contains(sl[1], "mismatch_rate: pass") {
+			t.Errorf("slack step message %q", sl[1])
+		}
+		// Each instance told of the events it made (start on a, steps on the
+		// driver): the dead receiver failed each of them.
+		eventuallyFleet(t, "dead webhook failures counted", func() bool {
+			return metric(t, c, a, "cutover_rollout_webhook_failures_total")+metric(t, c, b, "cutover_rollout_webhook_failures_total") == 4
+		})
+	})
+
+	t.Run("failing native rolls back within one evaluation", func(t *testing.T) {
+		l := startLoad(c, "/conversations/c-{user}", alive)
+		defer l.end()
+		if code, body := a.adminCall(t, c, http.MethodPost, "/admin/routes/get_conversation/rollout", nil); code != 200 {
+			t.Fatalf("start: %d %s", code, body)
+		}
+		eventuallyBound(t, rolloutBound, "get_conversation rolled back", func() bool {
+			return b.rollout(t, c, "get_conversation").Status == rollout.StatusRolledBack
+		})
+		st := b.rollout(t, c, "get_conversation")
+		if want := []rollout.Event{rollout.EventStart, rollout.EventRollback}; !sameEvents(events(st.History), want) {
+			t.Fatalf("history %v, want %v", events(st.History), want)
+		}
+		rb := st.History[1]
+		if !strings.Contains(rb.Reason, "gate error_rate failed") || rb.Share != 0 || rb.Step != 0 {
+			t.Errorf("rollback entry %+v", rb)
+		}
+		var gate *rollout.GateValue
+		for i := range rb.Gates {
+			if rb.Gates[i].Gate == "error_rate" {
+				gate = &rb.Gates[i]
+			}
+		}
+		if gate == nil || gate.Result != rollout.ResultFail || gate.Value <= 0.05 || gate.Samples < 20 || gate.Threshold != 0.05 {
+			t.Fatalf("error_rate gate %+v", gate)
+		}
+		for _, p := range alive() {
+			eventuallyFleet(t, p.name+" back to 0%", func() bool { return p.served(t, c, "/conversations/x", "u1") == "legacy" })
+		}
+		_, out, _ := a.cli("rollout", "status", "get_conversation")
+		t.Logf("$ cutover rollout status get_conversation\n%s", out)
+		if !strings.Contains(out, "rolled_back") || !regexp.MustCompile(`error_rate +fail +1 +0.05 +\d+/20`).MatchString(out) {
+			t.Errorf("status output:\n%s", out)
+		}
+	})
+
+	t.Run("no traffic holds then pauses (single instance)", func(t *testing.T) {
+		code, body := solo.adminCall(t, c, http.MethodPost, "/admin/routes/models/rollout",
+			map[string]any{"steps": []any{10, 100}, "interval": "100ms", "max_hold": "1s"})
+		if code != 200 {
+			t.Fatalf("start: %d %s", code, body)
+		}
+		eventuallyBound(t, rolloutBound, "models paused", func() bool { return solo.rollout(t, c, "models").Status == rollout.StatusPaused })
+		st := solo.rollout(t, c, "models")
+		if want := []rollout.Event{rollout.EventStart, rollout.EventHold, rollout.EventPause}; !sameEvents(events(st.History), want) {
+			t.Fatalf("history %v, want %v", events(st.History), want)
+		}
+		if !strings.Contains(st.Why, "max_hold 1s") || !strings.Contains(st.Why, "error_rate has 0 of 20 samples") {
+			t.Errorf("why %q", st.Why)
+		}
+		if st.AppliedBP != 1000 {
+			t.Errorf("paused at %d bp applied, want the step's 1000", st.AppliedBP)
+		}
+		// A share set by hand does not fight a paused rollout; resume runs the step again.
+		if code, out, errOut := solo.cli("rollout", "resume", "models"); code != 0 || !strings.Contains(out, "running at step 1/2") {
+			t.Fatalf("resume: %d %s %s", code, out, errOut)
+		}
+		if code, out, errOut := solo.cli("weights", "set", "models", "3"); code != 0 {
+			t.Fatalf("weights set: %d %s %s", code, out, errOut)
+		}
+		st = solo.rollout(t, c, "models")
+		last := st.History[len(st.History)-1]
+		if st.Status != rollout.StatusPaused || last.Event != rollout.EventPause || !strings.Contains(last.Reason, "share set to 3% by hand") ||
+			st.AppliedBP != 300 {
+			t.Errorf("after weights set: %s, applied %d, last %+v", st.Status, st.AppliedBP, last)
+		}
+	})
+
+	t.Run("the leader killed mid-rollout, another continues from the same step", func(t *testing.T) {
+		l := startLoad(c, "/models", alive)
+		defer l.end()
+		if code, body := b.adminCall(t, c, http.MethodPost, "/admin/routes/models/rollout", nil); code != 200 {
+			t.Fatalf("start: %d %s", code, body)
+		}
+		eventuallyBound(t, rolloutBound, "models at step 2", func() bool { return a.rollout(t, c, "models").Step >= 1 })
+		driver := a.rollout(t, c, "models").Driver
+		var killed, survivor *fleetProc
+		switch driver {
+		case "a":
+			killed, survivor = a, b
+		case "b":
+			killed, survivor = b, a
+		default:
+			t.Fatalf("driver %q", driver)
+		}
+		aliveMu.Lock()
+		procs = []*fleetProc{survivor}
+		aliveMu.Unlock()
+		killed.kill()
+		eventuallyBound(t, rolloutBound, "models completed by "+survivor.name, func() bool {
+			st := survivor.rollout(t, c, "models")
+			if st.Status == rollout.StatusRolledBack || st.Status == rollout.StatusPaused {
+				t.Fatalf("rollout %s: %s", st.Status, st.Why)
+			}
+			return st.Status == rollout.StatusCompleted
+		})
+		st := survivor.rollout(t, c, "models")
+		if st.Driver != survivor.name {
+			t.Errorf("driver %q, want %s", st.Driver, survivor.name)
+		}
+		want := []rollout.Event{rollout.EventStart, rollout.EventStep, rollout.EventStep, rollout.EventStep, rollout.EventComplete}
+		if !sameEvents(events(st.History), want) {
+			t.Fatalf("history %v, want %v (a step repeated or skipped)", events(st.History), want)
+		}
+		for i, e := range st.History {
+			if e.Step != i {
+				t.Errorf("entry %d (%s) at step %d", i, e.Event, e.Step)
+			}
+		}
+		// The audit says who drove which step: both instances did.
+		code, body := survivor.adminCall(t, c, http.MethodGet, "/admin/audit?limit=100", nil)
+		var audit struct {
+			Records []struct {
+				Instance string `json:"instance"`
+				Action   string `json:"action"`
+				Changes  []struct {
+					Route string `json:"route"`
+				} `json:"changes"`
+			} `json:"records"`
+		}
+		if code != 200 || json.Unmarshal(body, &audit) != nil {
+			t.Fatalf("audit: %d %s", code, body)
+		}
+		by := map[string]int{}
+		for _, rec := range audit.Records {
+			if (rec.Action == "rollout_step" || rec.Action == "rollout_complete") && len(rec.Changes) == 1 && rec.Changes[0].Route == "models" {
+				by[rec.Instance]++
+			}
+		}
+		if by[killed.name] < 1 || by[survivor.name] < 1 || by[killed.name]+by[survivor.name] != 4 {
+			t.Errorf("steps audited by instance %v, want 4 from both %s and %s", by, killed.name, survivor.name)
+		}
+	})
+}
+
+func eventuallyBound(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", bound, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// metric scrapes one unlabelled metric of p's admin /metrics.
+func metric(t *testing.T, c *http.Client, p *fleetProc, name string) float64 {
+	t.Helper()
+	resp, err := c.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	t.Fatalf("%s not in the metrics of %s", name, p.name)
+	return 0
+}
+
