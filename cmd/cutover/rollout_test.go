@@ -239,7 +239,11 @@ func TestRolloutProcesses(t *testing.T) {
 	}
 	var aliveMu sync.Mutex
 	procs := []*fleetProc{a, b}
-	alive := func() []*fleetProc { aliveMu.Lock(); defer aliveMu.Unlock(); return append([]*fleetProc(nil), procs...) }
+	alive := func() []*fleetProc {
+		aliveMu.Lock()
+		defer aliveMu.Unlock()
+		return append([]*fleetProc(nil), procs...)
+	}
 
 	t.Run("bad calls", func(t *testing.T) {
 		tests := []struct {
@@ -485,4 +489,3 @@ func metric(t *testing.T, c *http.Client, p *fleetProc, name string) float64 {
 	t.Fatalf("%s not in the metrics of %s", name, p.name)
 	return 0
 }
-
