@@ -86,7 +86,8 @@ func (w *webhooks) send(st rollout.State, e rollout.Entry) {
 	}
 }
 
-// run sends the queued events, one goroutine per webhook, until ctx ends.
+// run sends the queued events, one goroutine per webhook, until ctx ends;
+// then it closes its idle connections.
 func (w *webhooks) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i, q := range w.queues {
@@ -104,6 +105,7 @@ func (w *webhooks) run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	w.client.CloseIdleConnections()
 }
 
 // deliver posts ev to h, retrying a failure (transport error or non-2xx)

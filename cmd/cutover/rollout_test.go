@@ -431,6 +431,40 @@ func TestRolloutProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("a share set by hand pauses the fleet's rollout in the same change; abort", func(t *testing.T) {
+		// The completed rollout of health is replaced by a new one that stays
+		// at its first step (its interval is long).
+		if code, body := a.adminCall(t, c, http.MethodPost, "/admin/routes/health/rollout",
+			map[string]any{"steps": []any{10, 100}, "interval": "1h", "reason": "second wave"}); code != 200 {
+			t.Fatalf("start: %d %s", code, body)
+		}
+		if code, _, errOut := a.cli("rollout", "start", "health"); code == 0 || !strings.Contains(errOut, "409") {
+			t.Errorf("second start: %d %s, want a 409", code, errOut)
+		}
+		eventuallyFleet(t, "b applies the new rollout", func() bool {
+			st := b.rollout(t, c, "health")
+			return st.Status == rollout.StatusRunning && time.Duration(st.Plan.Interval) == time.Hour
+		})
+		if code, out, errOut := b.cli("weights", "-reason", "hotfix", "set", "health", "20"); code != 0 {
+			t.Fatalf("weights set: %d %s %s", code, out, errOut)
+		}
+		st := b.rollout(t, c, "health")
+		last := st.History[len(st.History)-1]
+		if st.Status != rollout.StatusPaused || !strings.Contains(last.Reason, "share set to 20% by hand (set)") || last.Who != actorName() {
+			t.Fatalf("after weights set: %s, last %+v", st.Status, last)
+		}
+		eventuallyFleet(t, "a applies 20%", func() bool { return a.rollout(t, c, "health").AppliedBP == 2000 })
+		// One audited change holds both the share and the paused rollout.
+		code, body := a.adminCall(t, c, http.MethodGet, "/admin/audit?limit=1", nil)
+		if code != 200 || !strings.Contains(string(body), `"action":"set"`) || !strings.Contains(string(body), `"status":"paused"`) {
+			t.Errorf("audit of the manual change: %d %s", code, body)
+		}
+		if code, out, errOut := a.cli("rollout", "-reason", "enough", "abort", "health"); code != 0 || !strings.Contains(out, "aborted") {
+			t.Fatalf("abort: %d %s %s", code, out, errOut)
+		}
+		eventuallyFleet(t, "b back to 0% after the abort", func() bool { return b.served(t, c, "/health", "u1") == "legacy" })
+	})
+
 	t.Run("the leader killed mid-rollout, another continues from the same step", func(t *testing.T) {
 		l := startLoad(c, "/models", alive)
 		defer l.end()
