@@ -160,11 +160,34 @@ func printRollout(w io.Writer, s proxy.RolloutStatus) error {
 	if s.Why != "" {
 		fmt.Fprintf(w, "why: %s\n", s.Why)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if ev := s.LastEvaluation; ev != nil && len(ev.Gates) > 0 {
-		fmt.Fprintf(tw, "\nlast evaluation %s:\nGATE\tRESULT\tVALUE\tTHRESHOLD\tSAMPLES\tDETAIL\n", ev.Time.UTC().Format(time.TimeOnly))
-		gateRows(tw, ev.Gates)
+	// The gates that decide: the last evaluation's while the rollout is
+	// active, else those of its last decision (the rollback, the completion).
+	var gates []rollout.GateValue
+	title := ""
+	if ev := s.LastEvaluation; s.Status.Active() && ev != nil {
+		gates, title = ev.Gates, "last evaluation "+ev.Time.UTC().Format(time.TimeOnly)
+	} else {
+		for _, e := range s.History {
+			if len(e.Gates) > 0 {
+				gates, title = e.Gates, fmt.Sprintf("gates at the %s %s", e.Event, e.Time.UTC().Format(time.TimeOnly))
+			}
+		}
 	}
+	if len(gates) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "\n%s:\nGATE\tRESULT\tVALUE\tTHRESHOLD\tSAMPLES\tDETAIL\n", title)
+		for _, g := range gates {
+			samples := fmt.Sprint(g.Samples)
+			if g.Need > 0 {
+				samples += "/" + fmt.Sprint(g.Need)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.4g\t%.4g\t%s\t%s\n", g.Gate, g.Result, g.Value, g.Threshold, samples, g.Detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nTIME\tEVENT\tSTEP\tNATIVE\tWHO\tREASON")
 	for _, e := range s.History {
 		step := "-"
@@ -172,19 +195,6 @@ func printRollout(w io.Writer, s proxy.RolloutStatus) error {
 			step = s.Steps[e.Step].String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.TimeOnly), e.Event, step, rollout.Step{Share: e.Share}, e.Who, e.Reason)
-		if e.Event == rollout.EventRollback {
-			gateRows(tw, e.Gates)
-		}
 	}
 	return tw.Flush()
-}
-
-func gateRows(tw io.Writer, gates []rollout.GateValue) {
-	for _, g := range gates {
-		samples := fmt.Sprint(g.Samples)
-		if g.Need > 0 {
-			samples += "/" + fmt.Sprint(g.Need)
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%.4g\t%.4g\t%s\t%s\n", g.Gate, g.Result, g.Value, g.Threshold, samples, g.Detail)
-	}
 }

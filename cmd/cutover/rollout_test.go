@@ -413,6 +413,8 @@ func TestRolloutProcesses(t *testing.T) {
 		if !strings.Contains(st.Why, "max_hold 1s") || !strings.Contains(st.Why, "error_rate has 0 of 20 samples") {
 			t.Errorf("why %q", st.Why)
 		}
+		_, out, _ := solo.cli("rollout", "status", "models")
+		t.Logf("$ cutover rollout status models\n%s", out)
 		if st.AppliedBP != 1000 {
 			t.Errorf("paused at %d bp applied, want the step's 1000", st.AppliedBP)
 		}

@@ -125,12 +125,19 @@ func judge(p Plan, step Step, w Window) []GateValue {
 		if np >= 0 && lp >= 0 {
 			gv.Value = float64(np) / float64(base)
 		}
-		gv.Detail = fmt.Sprintf("native p99 %s over legacy p99 %s (floor %s)", np.Round(time.Microsecond), lp.Round(time.Microsecond),
-			time.Duration(g.P99Floor))
+		gv.Detail = fmt.Sprintf("native p99 %s over legacy p99 %s (floor %s)", fmtQuantile(np), fmtQuantile(lp), time.Duration(g.P99Floor))
 		out = append(out, verdict(gv, gv.Value > gv.Threshold))
 	}
 	mismatch(false)
 	return out
+}
+
+// fmtQuantile renders a latency quantile, "none" without samples.
+func fmtQuantile(d time.Duration) string {
+	if d < 0 {
+		return "none"
+	}
+	return d.Round(time.Microsecond).String()
 }
 
 func rate(num, den int64) float64 {
