@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,23 +36,7 @@ func rolloutProc(t *testing.T, name, legacyURL, redisURL, hooks string) *fleetPr
 	if redisURL != "" {
 		fleetYAML = fmt.Sprintf("fleet:\n  redis_url: %s\n  instance: %s\n  heartbeat_ttl: 2s\n", redisURL, name)
 	}
-	yaml := fmt.Sprintf(`listen:
-  addr: %s
-  served_by_header: X-Cutover-Served-By
-admin:
-  addr: %s
-  token: %s
-shutdown:
-  drain_delay: 10ms
-  timeout: 5s
-legacy:
-  url: %s
-native:
-  aws_region: us-east-1
-  bedrock_endpoint_url: http://127.0.0.1:1
-  redis_url: redis://127.0.0.1:1/0
-  redis_pool_timeout: 500ms
-shadow:
+	yaml := p.configHead(legacyURL) + fmt.Sprintf(`shadow:
   store: {jsonl_path: "-"}
 log: {access: false}
 %s
@@ -75,7 +60,7 @@ routes:
     rollout: {steps: [10, 50, 100], interval: 300ms, min_requests: 20}
   - name: static
     path: /static/<path:filename>
-`, p.traffic, p.admin, fleetToken, legacyURL, fleetYAML, hooks)
+`, fleetYAML, hooks)
 	if err := os.WriteFile(p.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -226,18 +211,6 @@ func stepsInOrder(t *testing.T, hist []rollout.Entry) {
 	}
 }
 
-func sameEvents(a, b []rollout.Event) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Real `cutover serve` processes, a real redis-server and real webhook
 // receivers (issue 14).
 func TestRolloutProcesses(t *testing.T) {
@@ -308,7 +281,7 @@ func TestRolloutProcesses(t *testing.T) {
 			return st.Status == rollout.StatusCompleted
 		})
 		st := b.rollout(t, c, "health")
-		if want := []rollout.Event{rollout.EventStart, rollout.EventStep, rollout.EventStep, rollout.EventComplete}; !sameEvents(events(st.History), want) {
+		if want := []rollout.Event{rollout.EventStart, rollout.EventStep, rollout.EventStep, rollout.EventComplete}; !slices.Equal(events(st.History), want) {
 			t.Fatalf("history %v, want %v", events(st.History), want)
 		}
 		stepsInOrder(t, st.History)
@@ -336,7 +309,7 @@ func TestRolloutProcesses(t *testing.T) {
 		for _, e := range st.History {
 			want = append(want, e.Event)
 		}
-		if !sameEvents(got, want) {
+		if !slices.Equal(got, want) {
 			t.Errorf("webhook events %v, want the history's %v", got, want)
 		}
 		if last := evs[len(evs)-1]; last.ShareBP != 10000 || last.Route != "health" || len(last.Gates) == 0 {
@@ -369,7 +342,7 @@ func TestRolloutProcesses(t *testing.T) {
 			return b.rollout(t, c, "get_conversation").Status == rollout.StatusRolledBack
 		})
 		st := b.rollout(t, c, "get_conversation")
-		if want := []rollout.Event{rollout.EventStart, rollout.EventRollback}; !sameEvents(events(st.History), want) {
+		if want := []rollout.Event{rollout.EventStart, rollout.EventRollback}; !slices.Equal(events(st.History), want) {
 			t.Fatalf("history %v, want %v", events(st.History), want)
 		}
 		rb := st.History[len(st.History)-1]
@@ -407,7 +380,7 @@ func TestRolloutProcesses(t *testing.T) {
 		for _, e := range st.History {
 			got = append(got, e.Event)
 		}
-		if want := []rollout.Event{rollout.EventStart, rollout.EventHold, rollout.EventPause}; !sameEvents(got, want) {
+		if want := []rollout.Event{rollout.EventStart, rollout.EventHold, rollout.EventPause}; !slices.Equal(got, want) {
 			t.Fatalf("history %v, want %v", got, want)
 		}
 		if !strings.Contains(st.Why, "max_hold 1s") || !strings.Contains(st.Why, "error_rate has 0 of 20 samples") {
@@ -500,7 +473,7 @@ func TestRolloutProcesses(t *testing.T) {
 			t.Errorf("driver %q, want %s", st.Driver, survivor.name)
 		}
 		want := []rollout.Event{rollout.EventStart, rollout.EventStep, rollout.EventStep, rollout.EventStep, rollout.EventComplete}
-		if !sameEvents(events(st.History), want) {
+		if !slices.Equal(events(st.History), want) {
 			t.Fatalf("history %v, want %v (a step repeated or skipped)", events(st.History), want)
 		}
 		stepsInOrder(t, st.History)

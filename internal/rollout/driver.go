@@ -84,16 +84,8 @@ func (d *Driver) log() *slog.Logger {
 
 // Run evaluates on every tick until ctx ends.
 func (d *Driver) Run(ctx context.Context) {
-	tick := d.Tick
-	if tick == nil {
-		iv := d.Interval
-		if iv <= 0 {
-			iv = 5 * time.Second
-		}
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		tick = t.C
-	}
+	tick, stop := ticks(d.Tick, d.Interval, 5*time.Second)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -162,4 +154,17 @@ func (d *Driver) Round(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ticks returns tick when it is not nil, else a ticker of interval (def
+// when zero or negative), and the function that stops it.
+func ticks(tick <-chan time.Time, interval, def time.Duration) (<-chan time.Time, func()) {
+	if tick != nil {
+		return tick, func() {}
+	}
+	if interval <= 0 {
+		interval = def
+	}
+	t := time.NewTicker(interval)
+	return t.C, t.Stop
 }

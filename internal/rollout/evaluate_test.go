@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,14 +138,14 @@ func TestRolloutToCompletion(t *testing.T) {
 	if st.Status != StatusCompleted || st.Share() != MaxShare {
 		t.Fatalf("status %s share %d, want completed at 10000", st.Status, st.Share())
 	}
-	if want := []int{100, 5000, MaxShare}; !equal(shares, want) {
+	if want := []int{100, 5000, MaxShare}; !slices.Equal(shares, want) {
 		t.Errorf("shares %v, want %v", shares, want)
 	}
 	var events []Event
 	for _, e := range st.History {
 		events = append(events, e.Event)
 	}
-	if want := []Event{EventStart, EventStep, EventStep, EventComplete}; !equal(events, want) {
+	if want := []Event{EventStart, EventStep, EventStep, EventComplete}; !slices.Equal(events, want) {
 		t.Errorf("history %v, want %v", events, want)
 	}
 	// The state survives the fleet store's JSON round trip.
@@ -255,16 +256,4 @@ func TestPlanValidate(t *testing.T) {
 	if err := json.Unmarshal([]byte(`"ten"`), &s); err == nil {
 		t.Error(`step "ten" parsed`)
 	}
-}
-
-func equal[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -158,12 +159,12 @@ func TestDriverTakeover(t *testing.T) {
 	for _, e := range got.History {
 		hist = append(hist, e.Event)
 	}
-	if want := []Event{EventStart, EventStep, EventStep}; !equal(hist, want) {
+	if want := []Event{EventStart, EventStep, EventStep}; !slices.Equal(hist, want) {
 		t.Errorf("history %v, want %v", hist, want)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []Event{EventStep, EventStep}; !equal(events, want) {
+	if want := []Event{EventStep, EventStep}; !slices.Equal(events, want) {
 		t.Errorf("notified %v, want %v", events, want)
 	}
 	// The audit names each change.
@@ -201,7 +202,7 @@ func TestRedisCountersRoundTrip(t *testing.T) {
 	want.Add(w)
 	want.Add(w)
 	if got.Legacy.Requests != 6 || got.Legacy.Errors != 2 || got.Native.Requests != 4 || got.Compared != 8 || got.Mismatched != 2 ||
-		got.NativeTrips != 2 || !equal(got.Legacy.Latency, want.Legacy.Latency) || !equal(got.Native.Latency, want.Native.Latency) {
+		got.NativeTrips != 2 || !slices.Equal(got.Legacy.Latency, want.Legacy.Latency) || !slices.Equal(got.Native.Latency, want.Native.Latency) {
 		t.Errorf("read %+v, want %+v", got, want)
 	}
 	if other, _ := c.Read(ctx, "chat", 8); !other.Zero() {

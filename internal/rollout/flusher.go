@@ -39,16 +39,8 @@ type pendingKey struct {
 // Run flushes on every tick until ctx ends, then once more (bounded by a
 // second) so the last counts are not lost.
 func (f *Flusher) Run(ctx context.Context) {
-	tick := f.Tick
-	if tick == nil {
-		iv := f.Interval
-		if iv <= 0 {
-			iv = time.Second
-		}
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		tick = t.C
-	}
+	tick, stop := ticks(f.Tick, f.Interval, time.Second)
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
