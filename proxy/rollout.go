@@ -156,27 +156,35 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 // hand (set, rollback) is paused, and one whose native breaker rolled it
 // back is marked rolled back, in the same change, so the driver never
 // fights the change. Changes made by the rollouts themselves are left alone.
-func (x *rollouts) interruptEdits(snap *fleet.Snapshot, shares map[string]int, actor Actor) map[string]json.RawMessage {
+//
+// It returns the edits and the function that reports them (log, webhooks),
+// to call once the change is written.
+func (x *rollouts) interruptEdits(snap *fleet.Snapshot, shares map[string]int, actor Actor) (map[string]json.RawMessage, func()) {
 	if x == nil || snap == nil || strings.HasPrefix(actor.Action, "rollout") {
-		return nil
+		return nil, func() {}
 	}
 	states := rollout.States(snap)
 	out := map[string]json.RawMessage{}
+	var changed []rollout.State
 	for route, bp := range shares {
 		st, ok := states[route]
 		if !ok || bp == st.Share() {
 			continue
 		}
-		if next, changed := rollout.Interrupt(st, bp, actor.Action, actor.Who, x.now()); changed {
+		if next, ok := rollout.Interrupt(st, bp, actor.Action, actor.Who, x.now()); ok {
 			if b, err := json.Marshal(next); err == nil {
 				out[route] = b
-				x.log.Warn("rollout interrupted by a share change", "route", route, "action", actor.Action, "who", actor.Who,
-					"status", string(next.Status))
-				x.hooks.send(next, next.History[len(next.History)-1])
+				changed = append(changed, next)
 			}
 		}
 	}
-	return out
+	return out, func() {
+		for _, st := range changed {
+			x.log.Warn("rollout interrupted by a share change", "route", st.Route, "action", actor.Action, "who", actor.Who,
+				"status", string(st.Status))
+			x.hooks.send(st, st.History[len(st.History)-1])
+		}
+	}
 }
 
 // localInterrupt is interruptEdits on a single instance, after the change.

@@ -53,7 +53,7 @@ func Do(st State, a Action, who, reason string, now time.Time) (State, error) {
 		}
 		st.Status, st.HoldSince = StatusRunning, time.Time{}
 		st.Window++
-		st.StepStarted, st.Evaluations, st.Gates = now, 0, nil
+		st.StepStarted, st.Gates = now, nil
 		return st.record(Entry{Time: now, Event: EventResume, Who: who, Reason: orDefault(reason, "resumed by an operator")}), nil
 	case ActionPromote:
 		if !live {

@@ -171,7 +171,6 @@ func verdict(gv GateValue, breached bool) GateValue {
 // result's Share().
 func Apply(st State, d Decision, now time.Time) State {
 	st.Gates = d.Gates
-	st.Evaluations++
 	st.Updated = now
 	e := Entry{Time: now, Event: d.Event, Who: "cutover", Reason: d.Reason, Gates: d.Gates}
 	switch d.Event {
@@ -198,7 +197,6 @@ func (s State) next(now time.Time) State {
 	s.Status, s.HoldSince = StatusRunning, time.Time{}
 	s.Window++
 	s.StepStarted = now
-	s.Evaluations = 0
 	s.Gates = nil
 	return s
 }

@@ -114,9 +114,8 @@ type State struct {
 	HoldSince time.Time `json:"hold_since,omitzero"`
 	Started   time.Time `json:"started"`
 	Updated   time.Time `json:"updated"`
-	// Evaluations counts the evaluations of the current window.
-	Evaluations int64 `json:"evaluations"`
-	// Gates are the values of the last evaluation.
+	// Gates are the values of the evaluation behind the last decision (the
+	// driver saves decisions only; Counters.Last keeps the latest one).
 	Gates   []GateValue `json:"gates,omitempty"`
 	History []Entry     `json:"history"`
 }
