@@ -56,6 +56,8 @@ type Config struct {
 	Shadow Shadow `mapstructure:"shadow" json:"shadow"`
 	// Log configures logging.
 	Log Log `mapstructure:"log" json:"log"`
+	// Tracing configures OpenTelemetry tracing (off unless an endpoint is set).
+	Tracing Tracing `mapstructure:"tracing" json:"tracing"`
 	// Fleet connects the instances behind one load balancer through a Redis
 	// store that holds their shares. Zero means a single instance.
 	Fleet Fleet `mapstructure:"fleet" json:"fleet"`
@@ -119,10 +121,20 @@ type Shutdown struct {
 // Admin configures the admin listener (routes, rollback, metrics).
 type Admin struct {
 	// Addr is the admin address. Zero means "127.0.0.1:9090" (loopback only).
+	// An address that is not loopback needs a Token.
 	Addr string `mapstructure:"addr" json:"addr"`
-	// Token is the bearer token mutating calls need. Zero means mutating calls
-	// are refused. Usually set through CUTOVER_ADMIN_TOKEN.
+	// Token is the bearer token every admin call needs, except GET /metrics
+	// (diff records hold chat text and conversation ids). Zero means every
+	// call but /metrics is refused. Usually set through CUTOVER_ADMIN_TOKEN.
 	Token string `mapstructure:"token" json:"-"`
+	// MetricsAddr, when set, also serves GET /metrics on a listener of its
+	// own (no token, no Host check), so Prometheus can scrape it while Addr
+	// stays on loopback. Zero means /metrics on the admin listener only.
+	MetricsAddr string `mapstructure:"metrics_addr" json:"metrics_addr"`
+	// AllowedHosts are the Host names the admin listener answers besides IP
+	// literals and localhost, against DNS rebinding from a browser on the
+	// same host (a page whose name resolves to 127.0.0.1). Zero means none.
+	AllowedHosts []string `mapstructure:"allowed_hosts" json:"allowed_hosts,omitempty"`
 	// AuditLog is a file that every share change is appended to (JSON lines).
 	// Zero means changes are audited in the process log only.
 	AuditLog string `mapstructure:"audit_log" json:"audit_log"`
@@ -229,8 +241,12 @@ type Override struct {
 	// Zero means "X-Cutover-Backend".
 	Header string `mapstructure:"header" json:"header"`
 	// Token, when set, must be presented in TokenHeader for the override to be
-	// honoured. Zero means no token is needed (when Enabled).
+	// honoured. Enabled without a Token is refused unless AllowWithoutToken.
 	Token string `mapstructure:"token" json:"-"`
+	// AllowWithoutToken lets Enabled work without a Token: any client can then
+	// force a backend, past shares, auto rollback and breakers. Zero means
+	// false; when set, serve logs a WARN at start.
+	AllowWithoutToken bool `mapstructure:"allow_without_token" json:"allow_without_token"`
 	// TokenHeader names the header carrying Token. Zero means "X-Cutover-Token".
 	TokenHeader string `mapstructure:"token_header" json:"token_header"`
 	// Fallback lets the breakers and fallback apply to overridden requests as
@@ -402,20 +418,21 @@ type Shadow struct {
 	// state a shadowed request reads. Required with IsolatedLegacyURL.
 	IsolatedRedisURL string `mapstructure:"isolated_redis_url" json:"isolated_redis_url"`
 	// Redact lists the request and response headers whose values are
-	// replaced in diff records (a given list replaces the default). Zero means
-	// shadow.DefaultRedactHeaders: Authorization, Proxy-Authorization, Cookie,
-	// Set-Cookie, X-Api-Key, X-Amz-Security-Token. The override token header
-	// is redacted either way.
+	// replaced in diff records, in addition to shadow.DefaultRedactHeaders
+	// (Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+	// X-Auth-Token, X-Amz-Security-Token, X-Amzn-Oidc-*), which always apply;
+	// a name ending in "*" is a prefix. The override token header is redacted
+	// either way.
 	Redact []string `mapstructure:"redact" json:"redact,omitempty"`
 	// RedactFields lists names (case-insensitive) whose values are replaced
-	// in recorded query strings, form bodies and JSON bodies (string values,
-	// at any depth); a given list replaces the default. Zero means
-	// shadow.DefaultRedactFields: api_key, apikey, password, secret, token,
-	// access_token, refresh_token, aws_secret_access_key, aws_session_token.
+	// in recorded query strings, form bodies and JSON bodies (the whole value,
+	// of any type, at any depth), in addition to shadow.DefaultRedactFields
+	// (api_key, apikey, password, secret, token, access_token, refresh_token,
+	// id_token, client_secret, aws_secret_access_key, aws_session_token).
 	RedactFields []string `mapstructure:"redact_fields" json:"redact_fields,omitempty"`
 	// RedactPatterns lists RE2 expressions whose matches are replaced
-	// anywhere in recorded bodies; a given list replaces the default. Zero
-	// means shadow.DefaultRedactPatterns: AWS access key ids and bearer tokens.
+	// anywhere in recorded bodies, in addition to
+	// shadow.DefaultRedactPatterns (AWS access key ids and bearer tokens).
 	RedactPatterns []string `mapstructure:"redact_patterns" json:"redact_patterns,omitempty"`
 	// Store configures where diff records go.
 	Store DiffStore `mapstructure:"store" json:"store"`
@@ -443,6 +460,10 @@ type ShadowNoise struct {
 type DiffStore struct {
 	// RingSize is the in-memory ring's capacity. Zero means 1000.
 	RingSize int `mapstructure:"ring_size" json:"ring_size"`
+	// RingMaxBytes bounds the ring's records, measured as JSON: the oldest
+	// are evicted past it (counted in cutover_shadow_store_dropped_total).
+	// Zero means 64 MiB.
+	RingMaxBytes int64 `mapstructure:"ring_max_bytes" json:"ring_max_bytes"`
 	// JSONLPath is the file records are appended to (created with the first
 	// record; relative to the working directory). NoJSONL ("-") means no
 	// file: the in-memory ring only. Zero means DefaultJSONLPath.
@@ -451,8 +472,13 @@ type DiffStore struct {
 	RedisURL string `mapstructure:"redis_url" json:"redis_url"`
 	// RedisStream is the stream key. Zero means "cutover:diffs".
 	RedisStream string `mapstructure:"redis_stream" json:"redis_stream"`
-	// RedisMaxLen caps the stream (approximately). Zero means 10000.
+	// RedisMaxLen caps the stream's entries. Zero means 10000.
 	RedisMaxLen int64 `mapstructure:"redis_max_len" json:"redis_max_len"`
+	// RedisMaxBytes bounds the stream's records, measured as JSON: the
+	// oldest are deleted past it (counted in
+	// cutover_shadow_store_dropped_total). Zero means 64 MiB. Use a Redis of
+	// its own for diffs, not the production one.
+	RedisMaxBytes int64 `mapstructure:"redis_max_bytes" json:"redis_max_bytes"`
 	// JSONLMaxBytes rotates the JSONL file (to path.1) past this size. Zero means 64 MiB.
 	JSONLMaxBytes int64 `mapstructure:"jsonl_max_bytes" json:"jsonl_max_bytes"`
 }
@@ -514,6 +540,36 @@ type Log struct {
 	Level string `mapstructure:"level" json:"level"`
 	// Access turns the per-request access log on or off. Zero means on.
 	Access *bool `mapstructure:"access" json:"access"`
+}
+
+// Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
+// built at start: a change takes effect on restart. The exporter also reads
+// the standard OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS
+// (e.g. a collector's auth header), OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES.
+type Tracing struct {
+	// OTLPEndpoint is the OTLP/HTTP receiver, e.g. "http://127.0.0.1:4318"
+	// (a collector beside the process): spans are posted to its /v1/traces,
+	// or to the URL as given when it has a path. Zero means tracing is off:
+	// no span is made, no header is added, nothing is exported.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint" json:"otlp_endpoint"`
+	// SampleRatio is the share of requests traced among those that arrive
+	// without a sampling decision, from 0 to 1 (by trace id, so every
+	// instance agrees); a sampled or unsampled parent (traceparent, or
+	// X-Amzn-Trace-Id's Sampled) is always followed. Nil means 1: every
+	// such request.
+	SampleRatio *float64 `mapstructure:"sample_ratio" json:"sample_ratio"`
+}
+
+// Enabled reports whether tracing is on.
+func (t Tracing) Enabled() bool { return t.OTLPEndpoint != "" }
+
+// Ratio is the effective SampleRatio.
+func (t Tracing) Ratio() float64 {
+	if t.SampleRatio == nil {
+		return 1
+	}
+	return *t.SampleRatio
 }
 
 // AccessLog reports whether the per-request access log is on.

@@ -155,6 +155,7 @@ func TestUnknownKeysRejected(t *testing.T) {
 func TestEnvOverrides(t *testing.T) {
 	env := []string{
 		"CUTOVER_ADMIN_TOKEN=from-env", "CUTOVER_LEGACY_URL=http://10.0.0.5:8000", "CUTOVER_OVERRIDE_ENABLED=true",
+		"CUTOVER_OVERRIDE_TOKEN=qa-token",
 		"CUTOVER_SHUTDOWN_DRAIN_DELAY=30s", "CUTOVER_STICKINESS=header:X-A, client_ip", "CUTOVER_NATIVE_HISTORY_TURNS=4",
 		"OTHER_VAR=1",
 	}
@@ -194,7 +195,7 @@ func TestShadowSafeNeedsIsolatedTarget(t *testing.T) {
 		t.Errorf("shadow rate %d", c.Route("chat").Shadow.Rate)
 	}
 	same := base + "legacy:\n  url: http://127.0.0.1:8001\nshadow:\n  isolated_legacy_url: http://127.0.0.1:8001\n  isolated_redis_url: redis://x:1/0\n"
-	if _, err := Parse([]byte(same), nil); err == nil || !strings.Contains(err.Error(), "must not be the production legacy url") {
+	if _, err := Parse([]byte(same), nil); err == nil || !strings.Contains(err.Error(), "isolated_legacy_url is the production legacy app") {
 		t.Errorf("isolated target = production accepted: %v", err)
 	}
 }
@@ -376,5 +377,36 @@ func TestShadowDefaultsAndLimits(t *testing.T) {
 	}
 	if c, err := Parse([]byte("shadow:\n  workers: 8\n  max_in_flight: 2\n"), nil); err != nil || c.Shadow.MaxInFlight != 2 {
 		t.Errorf("max_in_flight below workers: %v", err)
+	}
+}
+
+// A file rewritten in place is empty for a moment; that moment is refused
+// (an empty file is a valid config with no routes), and the config in force
+// stays until the write completes.
+func TestWatcherRefusesEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	full := "routes:\n  - name: chat\n    path: /chat\n    native_percent: 5\n"
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var applied []int
+	w := &Watcher{Path: path, Apply: func(c *Config) error { applied = append(applied, len(c.Routes)); return nil }}
+	for _, tt := range []struct {
+		give    string
+		wantErr error
+	}{
+		{"", ErrEmptyFile},
+		{" \n\t\n", ErrEmptyFile},
+		{full, nil},
+	} {
+		if err := os.WriteFile(path, []byte(tt.give), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Reload(false); !errors.Is(err, tt.wantErr) {
+			t.Errorf("reload of %q: %v, want %v", tt.give, err, tt.wantErr)
+		}
+	}
+	if len(applied) != 1 || applied[0] != 1 {
+		t.Errorf("applied configs with %v routes, want [1]", applied)
 	}
 }

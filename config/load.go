@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -110,6 +112,9 @@ func parse(data []byte, environ []string) (*Config, error) {
 	return &c, errors.Join(decodeProblems(err, c.Routes), c.resolve())
 }
 
+// rootType is how mapstructure names the decoded root (Config itself).
+var rootType = reflect.TypeFor[Config]().String()
+
 // decodeProblems splits mapstructure's error into one error per field, each
 // naming its field as validation does (a route by its name).
 func decodeProblems(err error, routes []Route) error {
@@ -120,7 +125,11 @@ func decodeProblems(err error, routes []Route) error {
 	var walk func(e error, field string)
 	walk = func(e error, field string) {
 		if de, ok := e.(*mapstructure.DecodeError); ok {
-			walk(de.Unwrap(), de.Name())
+			name := de.Name()
+			if name == rootType { // mapstructure 2.5 names the root by its type
+				name = ""
+			}
+			walk(de.Unwrap(), name)
 			return
 		}
 		if j, ok := e.(interface{ Unwrap() []error }); ok {
@@ -325,6 +334,12 @@ func (c *Config) setDefaults() {
 	if c.Shadow.Store.RedisMaxLen == 0 {
 		c.Shadow.Store.RedisMaxLen = 10000
 	}
+	if c.Shadow.Store.RingMaxBytes == 0 {
+		c.Shadow.Store.RingMaxBytes = 64 << 20
+	}
+	if c.Shadow.Store.RedisMaxBytes == 0 {
+		c.Shadow.Store.RedisMaxBytes = 64 << 20
+	}
 	if c.Shadow.Store.JSONLMaxBytes == 0 {
 		c.Shadow.Store.JSONLMaxBytes = 64 << 20
 	}
@@ -405,6 +420,11 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	if !validToken(c.Override.Header) {
 		add("override: header %q is not a valid header name", c.Override.Header)
 	}
+	if c.Override.Enabled && c.Override.Token == "" && !c.Override.AllowWithoutToken {
+		add("override: enabled without a token lets any client force a backend: set override.token " +
+			"(CUTOVER_OVERRIDE_TOKEN), or override.allow_without_token: true to accept that")
+	}
+	c.validateAdmin(add)
 	if !validToken(c.Override.TokenHeader) {
 		add("override: token_header %q is not a valid header name", c.Override.TokenHeader)
 	}
@@ -427,6 +447,14 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	}
 	if err := validFieldValue(c.Native.Headers.Server); err != nil {
 		add("native: headers.server %q %w", c.Native.Headers.Server, err)
+	}
+	if e := c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("tracing: otlp_endpoint %q is not an http(s) URL", e)
+		}
+	}
+	if r := c.Tracing.Ratio(); r < 0 || r > 1 || r != r {
+		add("tracing: sample_ratio %v is not in [0, 1]", r)
 	}
 }
 
@@ -525,7 +553,7 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 	s := c.Shadow
 	if s.Workers < 0 || s.QueueSize < 0 || s.MaxInFlight < 0 || s.ModelCallsPerMinute < 0 ||
 		s.MaxBodyBytes < 0 || s.MaxCaptureBytes < 0 || s.Store.RingSize < 0 || s.Store.RedisMaxLen < 0 ||
-		s.Store.JSONLMaxBytes < 0 || s.Noise.MinSamples < 0 {
+		s.Store.JSONLMaxBytes < 0 || s.Store.RingMaxBytes < 0 || s.Store.RedisMaxBytes < 0 || s.Noise.MinSamples < 0 {
 		add("shadow: sizes and limits must not be negative")
 	}
 	if s.MaxInFlight > s.Workers {
@@ -542,17 +570,68 @@ func (c *Config) validateShadowGlobal(add func(string, ...any)) {
 	if u := s.Store.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
 		add("shadow: store: redis_url %q is not a redis:// URL", u)
 	}
+	c.validateIsolation(add)
+}
+
+// validateAdmin refuses an admin listener reachable from other hosts without
+// a token, and checks the names of admin.allowed_hosts and metrics_addr.
+func (c *Config) validateAdmin(add func(string, ...any)) {
+	a := c.Admin
+	host, _, err := net.SplitHostPort(a.Addr)
+	switch {
+	case err != nil:
+		add("admin: addr %q is not host:port", a.Addr)
+	case a.Token == "" && !loopbackListen(host):
+		add("admin: addr %q is not loopback and admin.token is empty: the admin API (diff records, shares) "+
+			"would answer other hosts; set admin.token (CUTOVER_ADMIN_TOKEN) or listen on 127.0.0.1", a.Addr)
+	}
+	if a.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(a.MetricsAddr); err != nil {
+			add("admin: metrics_addr %q is not host:port", a.MetricsAddr)
+		}
+	}
+	for _, h := range a.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ []") {
+			add("admin: allowed_hosts entry %q is not a host name (no port, no scheme)", h)
+		}
+	}
+}
+
+// loopbackListen says whether a listener on host answers this host only:
+// localhost or a loopback address (not "" or 0.0.0.0, every interface).
+func loopbackListen(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// validateIsolation refuses isolated shadow targets that are the production
+// ones under another spelling: the same server (host compared after
+// normalisation, every loopback spelling alike, default ports filled in)
+// and, for Redis, the same database. URLs are not echoed: they may hold
+// passwords. cutover serve also proves it at start (resolved names, and a
+// canary key in the isolated Redis).
+func (c *Config) validateIsolation(add func(string, ...any)) {
+	s := c.Shadow
 	if s.IsolatedLegacyURL != "" {
-		u, err := url.Parse(s.IsolatedLegacyURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("shadow: isolated_legacy_url %q is not an http(s) URL", s.IsolatedLegacyURL)
-		} else if s.IsolatedLegacyURL == c.Legacy.URL {
-			add("shadow: isolated_legacy_url must not be the production legacy url")
+		iso, err := httpServer(s.IsolatedLegacyURL)
+		if err != nil {
+			add("shadow: isolated_legacy_url: %w", err)
+		} else if prod, err := httpServer(c.Legacy.URL); err == nil && iso == prod {
+			add("shadow: isolated_legacy_url is the production legacy app (server %s, as legacy.url): shadowed writes would reach production", iso)
 		}
 		if s.IsolatedRedisURL == "" {
 			add("shadow: isolated_redis_url is required with isolated_legacy_url")
-		} else if s.IsolatedRedisURL == c.Native.RedisURL {
-			add("shadow: isolated_redis_url must not be the production redis_url")
+		}
+	}
+	if s.IsolatedRedisURL != "" {
+		iso, err := parseRedisTarget(s.IsolatedRedisURL)
+		if err != nil {
+			add("shadow: isolated_redis_url: %w", err)
+		} else if prod, err := parseRedisTarget(c.Native.RedisURL); err == nil && iso == prod {
+			add("shadow: isolated_redis_url is the production Redis (%s, as native.redis_url): shadowed writes would rewrite users' conversations", iso)
 		}
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -118,35 +120,78 @@ func setScalar(n *yaml.Node, v string) {
 	n.Content = nil
 }
 
-// writeAtomic replaces path with data so that readers see the old or the new
-// file, never a mix, keeping the file's permissions.
+// ErrSingleFileMount is returned when the config file cannot be replaced
+// because it is itself a mount point (a Docker bind mount of one file):
+// rename(2) over it fails with EBUSY. Mount its directory instead.
+var ErrSingleFileMount = errors.New("the config file is a mount point of its own (a single-file bind mount) and cannot be replaced; mount its directory instead")
+
+// writeAtomic replaces the file at path with data so that readers see the
+// old or the new file, never a mix. A symlink is followed: the file it
+// resolves to is replaced and the link stays. The file keeps its permission
+// bits and its owner and group (an owner that cannot be kept is an error, not
+// a silent change); the directory is fsynced after the rename so the new
+// file survives a crash.
 func writeAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		path = resolved
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("persist shares: %w", err)
+	}
+	mode, uid, gid := os.FileMode(0o644), -1, -1
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(sys.Uid), int(sys.Gid)
+		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("persist shares: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
+	fail := func(err error) error {
 		tmp.Close()
 		return fmt.Errorf("persist shares: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
 	}
 	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("persist shares: %w", err)
+		return fail(err)
+	}
+	if uid >= 0 {
+		if st, err := tmp.Stat(); err != nil {
+			return fail(err)
+		} else if sys, ok := st.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != uid || int(sys.Gid) != gid) {
+			if err := tmp.Chown(uid, gid); err != nil {
+				return fail(fmt.Errorf("keep the file's owner %d:%d: %w", uid, gid, err))
+			}
+		}
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("persist shares: %w", err)
+		return fail(err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("persist shares: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("persist shares: %w", ErrSingleFileMount)
+		}
 		return fmt.Errorf("persist shares: %w", err)
 	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("persist shares: the file is replaced but its directory could not be synced: %w", err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -19,6 +19,11 @@ import (
 // reloaded on its own event.
 var ErrSuperseded = errors.New("config file changed since it was read")
 
+// ErrEmptyFile is reported by a Watcher's reload of an empty file (one being
+// rewritten in place, seen between truncate and write): the config in force
+// stays, and the completed write reloads it.
+var ErrEmptyFile = errors.New("config file is empty; keeping the config in force")
+
 // Watcher reloads a config file when it changes. A new config that loads and
 // validates is handed to Apply; one that does not is reported and the last
 // good config stays in force. Watcher is safe for concurrent use.
@@ -60,6 +65,15 @@ func (w *Watcher) Reload(force bool) error {
 	}
 	if !force && w.last != nil && bytes.Equal(data, w.last) {
 		return nil
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// A file being rewritten in place (truncated, then written) is empty
+		// for a moment, and an empty file is a valid config with no routes:
+		// applying it would send every request to legacy untouched. The
+		// write's own event reloads the file once it is complete.
+		err = fmt.Errorf("reload %s: %w", w.Path, ErrEmptyFile)
+		w.report(err)
+		return err
 	}
 	w.last = data
 	c, err := Parse(data, os.Environ())

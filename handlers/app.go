@@ -39,6 +39,10 @@ type Config struct {
 	// of a Bedrock response stream (NewBedrockClient applies it to response
 	// headers). Zero means 60s.
 	BedrockTimeout time.Duration
+	// ConversationPage bounds the stored turns GET /conversations/<id> reads
+	// (LRANGE) and holds at once: a longer conversation is encoded page by
+	// page, never whole in memory. Zero means 256.
+	ConversationPage int
 	// Headers are added to every response: the header fields the legacy
 	// server stack adds and net/http does not. Nil means GunicornHeaders().
 	// Date and the connection framing are net/http's.
@@ -73,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BedrockTimeout == 0 {
 		c.BedrockTimeout = 60 * time.Second
+	}
+	if c.ConversationPage <= 0 {
+		c.ConversationPage = 256
 	}
 	if c.Headers == nil {
 		c.Headers = GunicornHeaders()

@@ -66,6 +66,9 @@ type BedrockOptions struct {
 	// turned off, since it refuses plain-http endpoints). Nil means the
 	// default AWS credential chain.
 	Credentials aws.CredentialsProvider
+	// WrapTransport, when set, wraps the client's HTTP transport once, at
+	// build (tracing: a span per attempt, trace headers). Nil means none.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 func (o BedrockOptions) withDefaults() BedrockOptions {
@@ -109,7 +112,11 @@ func NewBedrockClient(ctx context.Context, o BedrockOptions) (*bedrockruntime.Cl
 	// stream limit with others (DefaultTransport would try HTTP/2 on TLS).
 	transport.Protocols = new(http.Protocols)
 	transport.Protocols.SetHTTP1(true)
-	httpClient := bedrockhttp.Client(&http.Client{Transport: &readTimeout{next: transport, d: o.Timeout}})
+	var rt http.RoundTripper = &readTimeout{next: transport, d: o.Timeout}
+	if o.WrapTransport != nil {
+		rt = o.WrapTransport(rt)
+	}
+	httpClient := bedrockhttp.Client(&http.Client{Transport: rt})
 
 	optFns := []func(*bedrockruntime.Options){func(bo *bedrockruntime.Options) {
 		bo.HTTPClient = httpClient

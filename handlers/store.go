@@ -196,6 +196,7 @@ func (a *App) saveTurns(ctx context.Context, key, userText, assistantText string
 	if IsDryRun(ctx) {
 		return nil
 	}
+	noteWrite(ctx)
 	if err := a.store.RPush(ctx, key, user, assistant).Err(); err != nil {
 		return storeErr("rpush", err)
 	}

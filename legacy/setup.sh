@@ -14,6 +14,12 @@ command -v redis-server >/dev/null || pkgs+=(redis-server)
 # byte-for-byte like CPython's zlib (CGO_ENABLED=0 builds fall back to Go's zlib).
 command -v gcc >/dev/null || pkgs+=(gcc)
 [ -f /usr/include/zlib.h ] || pkgs+=(zlib1g-dev)
+# deploy/'s tests run promtool on the alert rules and a real Prometheus server against cutover.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || pkgs+=(prometheus)
+# The console's end-to-end tests (internal/console) drive headless Chromium;
+# a font keeps their screenshots legible.
+command -v chromium >/dev/null || pkgs+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || pkgs+=(fonts-dejavu-core)
 if [ "${CUTOVER_BENCH_TOOLS:-}" = 1 ]; then
   command -v wrk >/dev/null || pkgs+=(wrk)
   command -v hey >/dev/null || pkgs+=(hey)

@@ -12,22 +12,30 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/tracing"
+	"github.com/cutover/cutover/internal/tracing/otlptest"
 )
 
 // BenchmarkRouterPassThrough measures the proxy's own cost per request
 // (decision, legacy reverse proxy, recorder, metrics) against an in-process
 // backend, with allocations. The end-to-end comparison with nginx lives in bench/.
+// legacy-0pct is also the cost with tracing off (no Tracer);
+// legacy-0pct-traced has tracing on, every request sampled, its server and
+// legacy spans batched to a real OTLP/HTTP receiver.
 func BenchmarkRouterPassThrough(b *testing.B) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}`))
 	}))
 	defer backend.Close()
+	rcv := otlptest.Start(b)
 	for _, bc := range []struct {
 		name, yaml string
+		traced     bool
 	}{
-		{"legacy-0pct", ""},
-		{"split-50pct-header", "    native_percent: 50\n"},
+		{"legacy-0pct", "", false},
+		{"split-50pct-header", "    native_percent: 50\n", false},
+		{"legacy-0pct-traced", "", true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			yaml := strings.Replace(baseConfig(backend.URL), "    path: /models\n", "    path: /models\n"+bc.yaml, 1) + "log:\n  access: false\n"
@@ -35,10 +43,17 @@ func BenchmarkRouterPassThrough(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			var tracer *tracing.Tracer
+			if bc.traced {
+				if tracer, err = tracing.New(context.Background(), config.Tracing{OTLPEndpoint: rcv.URL()}, nil); err != nil {
+					b.Fatal(err)
+				}
+				defer tracer.Shutdown(context.Background())
+			}
 			tr := NewTransport(cfg.Legacy)
 			defer tr.CloseIdleConnections()
-			legacy, _ := NewLegacy(cfg.Legacy, LegacyOptions{Transport: tr})
-			rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: newFakeNative("models")})
+			legacy, _ := NewLegacy(cfg.Legacy, LegacyOptions{Transport: tracer.LegacyTransport(tr)})
+			rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: newFakeNative("models"), Tracer: tracer})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -212,7 +212,7 @@ func TestNativeFailureFallsBackThenBreakerTripsAndRecovers(t *testing.T) {
 		t.Errorf("state gauge %q, want 2 (open)", v)
 	}
 	// The admin API shows it.
-	resp, body := do(t, e.c, "GET", e.ts.AdminURL+"/admin/routes/models", "", nil)
+	resp, body := do(t, e.c, "GET", e.ts.AdminURL+"/admin/routes/models", "", adminAuth)
 	var info struct {
 		Status RouteBreakerStatus `json:"status"`
 	}
@@ -600,7 +600,7 @@ func TestAdminRoutesShowTransitions(t *testing.T) {
 	e := startBreakerEnv(t)
 	routeStatus := func() RouteBreakerStatus {
 		t.Helper()
-		resp, body := do(t, e.c, "GET", e.ts.AdminURL+"/admin/routes", "", nil)
+		resp, body := do(t, e.c, "GET", e.ts.AdminURL+"/admin/routes", "", adminAuth)
 		var list struct {
 			Routes []struct {
 				Name   string             `json:"name"`

@@ -17,7 +17,7 @@ func TestDecisionReasons(t *testing.T) {
 	legacy := newBackend(t, echoHandler("legacy"))
 	yaml := strings.Replace(baseConfig(legacy.URL), "    path: /models\n", "    path: /models\n    native_percent: 50\n    stickiness: [header:X-User-Id]\n", 1)
 	yaml = strings.Replace(yaml, "    path: /health\n", "    path: /health\n    native_percent: 100\n", 1)
-	yaml += "override:\n  enabled: true\n"
+	yaml += "override:\n  enabled: true\n  allow_without_token: true\n"
 	ts := startServer(t, yaml, newFakeNative("models", "health"))
 	c := newClient(t)
 	tests := []struct {

@@ -188,12 +188,14 @@ func (b *backends) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision)
 		b.native.ServeHTTP(w, r)
 		return
 	}
-	b.serveLegacy(w, r, d, nil)
+	b.serveLegacy(w, r, d, nil, false)
 }
 
 // serveLegacy runs the legacy round trip, reporting it to t (nil: no
-// breaker) when the response header arrives or the trip fails.
-func (b *backends) serveLegacy(w http.ResponseWriter, r *http.Request, d *Decision, t *legacyTicket) {
+// breaker) when the response header arrives or the trip fails. With
+// holdUnsent, a trip that failed before the request reached legacy answers
+// nothing and d.Err wraps errNotSent, so the caller can send it elsewhere.
+func (b *backends) serveLegacy(w http.ResponseWriter, r *http.Request, d *Decision, t *legacyTicket, holdUnsent bool) {
 	d.Served = Legacy
-	d.Err = b.legacy.serve(w, r, t)
+	d.Err = b.legacy.serve(w, r, t, holdUnsent)
 }

@@ -10,7 +10,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/cutover/cutover/handlers"
 )
 
 // Fallback reasons, as logged (Decision.Fallback) and counted
@@ -21,6 +24,10 @@ const (
 	FallbackNativeTimeout     = "native_timeout"
 	FallbackNativePanic       = "native_panic"
 	FallbackLegacyBreakerOpen = "legacy_breaker_open"
+	// FallbackLegacyUnreachable: the request never reached legacy (no
+	// connection, or its header block never written), so native served it,
+	// whatever the method.
+	FallbackLegacyUnreachable = "legacy_unreachable"
 )
 
 // maxBufferedResponse bounds how much of a native response is held back
@@ -46,6 +53,17 @@ const maxBufferedResponse = 1 << 20
 //     a route with a native handler is served natively; any other request
 //     gets Werkzeug's 503 page with Retry-After (the time until the breaker
 //     lets probes through);
+//   - legacy decided, and the request never reached it (dial refused or
+//     timed out, its header block never written: legacy cannot have acted on
+//     it): a route with a native handler is served natively, for any method,
+//     counted as legacy_unreachable (the failed trip still counts for the
+//     legacy breakers, a half-open probe's included);
+//   - a request body for legacy is read whole before legacy is dialled (up to
+//     native.max_content_length, the legacy app's MAX_CONTENT_LENGTH), so a
+//     client trickling its body holds a goroutine here, never a gunicorn
+//     sync worker; a declared Content-Length above it is forwarded as it
+//     comes (legacy answers its early 413), and a body of unknown length is
+//     buffered up to the bound and the rest streamed;
 //   - a native breaker tripping on a route with breaker.auto_rollback sets the
 //     route's share to 0 % through Router.SetShares (audited as action
 //     "auto_rollback", who "cutover"), until ops raise it again.
@@ -101,7 +119,7 @@ func (f *Fallback) overridden(w http.ResponseWriter, r *http.Request, d *Decisio
 		writeErrorPage(w, StatusFor(r, err))
 		return
 	}
-	f.toLegacy(w, r, d, t)
+	f.toLegacy(w, r, d, t, false, nil)
 }
 
 func (rb *routeBreakers) nativeBreaker() *breaker {
@@ -134,13 +152,65 @@ func (f *Fallback) legacy(w http.ResponseWriter, r *http.Request, d *Decision, r
 		f.unavailable(w, d, err, f.b.legacyRetryAfter(rb))
 		return
 	}
-	f.toLegacy(w, r, d, t)
+	f.toLegacy(w, r, d, t, f.hasNative(d), rb)
 }
 
-// toLegacy runs the legacy round trip under ticket t.
-func (f *Fallback) toLegacy(w http.ResponseWriter, r *http.Request, d *Decision, t *legacyTicket) {
+// toLegacy runs the legacy round trip under ticket t, its body read first
+// (bufferLegacyBody). With toNative (the route has a native handler; rb are
+// its breakers), a request that never reached legacy is served natively
+// instead.
+func (f *Fallback) toLegacy(w http.ResponseWriter, r *http.Request, d *Decision, t *legacyTicket, toNative bool, rb *routeBreakers) {
 	defer t.finish(r, 0, errNotCounted) // when the round trip never ran
-	f.next.serveLegacy(w, r, d, t)
+	whole, ok := f.bufferLegacyBody(w, r, d)
+	if !ok {
+		return
+	}
+	hold := toNative && whole
+	f.next.serveLegacy(w, r, d, t, hold)
+	if !hold || !errors.Is(d.Err, errNotSent) {
+		return
+	}
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		return // the client went away: nobody to answer
+	}
+	f.count(d, FallbackLegacyUnreachable)
+	d.Err = nil
+	d.body.rewind(r)
+	f.nativeOnly(w, r, d, rb)
+}
+
+// bufferLegacyBody reads r's body before legacy is dialled, so that a slow
+// client never holds a sync worker (gunicorn's advice is a buffering proxy
+// in front): up to native.max_content_length, the legacy app's
+// MAX_CONTENT_LENGTH. A body that declares more is left to stream (legacy
+// answers its 413 early, byte for byte as before); one of unknown length
+// past the bound is buffered to the bound and the rest streamed. whole says
+// the body (if any) is held whole, so it can be sent again. When reading
+// fails (the client was too slow, or went away) it answers, without
+// dialling legacy, and reports ok false.
+func (f *Fallback) bufferLegacyBody(w http.ResponseWriter, r *http.Request, d *Decision) (whole, ok bool) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true, true
+	}
+	limit := int64(1 << 20)
+	if cfg := f.b.config(); cfg != nil {
+		limit = cfg.Native.MaxContentLength
+	}
+	if r.ContentLength > limit {
+		return false, true
+	}
+	_, whole, err := d.bodyUpTo(r, limit)
+	if err != nil {
+		d.Err = err
+		if status := StatusFor(r, err); status != StatusClientClosed {
+			writeErrorPage(w, status)
+		}
+		return false, false
+	}
+	// net/http answered the client's Expect: 100-continue when the body was
+	// read; legacy must not send a second 100.
+	delete(r.Header, "Expect")
+	return whole, true
 }
 
 // nativeOnly serves natively with nowhere to fall back to.
@@ -170,7 +240,7 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 			f.unavailable(w, d, lerr, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 			return
 		}
-		f.toLegacy(w, r, d, t)
+		f.toLegacy(w, r, d, t, false, nil)
 		return
 	}
 	replay := d.Config != nil && (d.Safe || d.Config.Replayable)
@@ -187,7 +257,9 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 	done(outcome)
 	f.afterTrip(nb, d)
 	defer a.release()
-	if outcome == nil || errors.Is(outcome, errNotCounted) || a.w.committed || !replay {
+	// A native side that wrote to the store (a saved turn) is never replayed:
+	// legacy would save the turn again.
+	if outcome == nil || errors.Is(outcome, errNotCounted) || a.w.committed || !replay || a.wrote.Load() {
 		a.answer(w, d)
 		return
 	}
@@ -205,7 +277,7 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 		f.count(d, FallbackNative5xx)
 	}
 	d.body.rewind(r)
-	f.toLegacy(w, r, d, t)
+	f.toLegacy(w, r, d, t, false, nil)
 }
 
 // afterTrip rolls the route back to 0 % when this request tripped its
@@ -250,6 +322,9 @@ type nativeAttempt struct {
 	w        *attemptWriter
 	panicked bool
 	panicVal any
+	// wrote is set by the handlers before they first write to the store
+	// (handlers.TrackWrites): the attempt has committed state.
+	wrote *atomic.Bool
 }
 
 // attempt runs the native handler with an attemptWriter (buffering the
@@ -257,11 +332,18 @@ type nativeAttempt struct {
 // has not started by then. It never panics: a panic is recorded.
 func (f *Fallback) attempt(w http.ResponseWriter, r *http.Request, d *Decision, buffered bool, timeout time.Duration) (a nativeAttempt) {
 	a.w = newAttemptWriter(w, buffered)
+	var ctx context.Context
+	ctx, a.wrote = handlers.TrackWrites(r.Context())
+	r = r.WithContext(ctx)
+	a.w.wrote = a.wrote
 	if timeout > 0 {
 		ctx, cancel := context.WithCancel(r.Context())
 		timer := time.AfterFunc(timeout, func() {
 			if a.w.expire() {
 				cancel()
+			} else if a.wrote.Load() {
+				f.b.log.Warn("native_timeout after the native side wrote to the store: letting it finish, no replay",
+					"route", d.Route, "native_timeout", timeout.String())
 			}
 		})
 		defer func() {
@@ -342,6 +424,9 @@ type attemptWriter struct {
 	committed bool       // passing through (direct, or buffered and committed)
 	timedOut  bool
 	finished  bool // the handler returned: too late to expire
+	// wrote: the handler wrote to the store (nil: never); too late to expire,
+	// the answer to that write must reach the client.
+	wrote *atomic.Bool
 }
 
 var errAttemptExpired = errors.New("native attempt timed out")
@@ -455,12 +540,12 @@ func (aw *attemptWriter) commit() bool {
 	return true
 }
 
-// expire marks the attempt timed out unless its response already started
-// or the handler already returned.
+// expire marks the attempt timed out unless its response already started,
+// the handler already returned, or it wrote to the store.
 func (aw *attemptWriter) expire() bool {
 	aw.mu.Lock()
 	defer aw.mu.Unlock()
-	if aw.committed || aw.finished {
+	if aw.committed || aw.finished || (aw.wrote != nil && aw.wrote.Load()) {
 		return false
 	}
 	aw.timedOut = true

@@ -69,6 +69,7 @@ admin:
   token: admin-secret
 override:
   enabled: true
+  allow_without_token: true
   fallback: true # the suite forces native with the override and wants the breakers to act
 legacy:
   url: ` + legacyURL + `

@@ -40,7 +40,7 @@ func TestSingleInstanceFleetSurface(t *testing.T) {
 		t.Errorf("the change's reason is not in the audit log line:\n%s", ts.Logs.String())
 	}
 	var list map[string]json.RawMessage
-	_, body := do(t, c, "GET", ts.AdminURL+"/admin/routes", "", nil)
+	_, body := do(t, c, "GET", ts.AdminURL+"/admin/routes", "", adminAuth)
 	if err := json.Unmarshal(body, &list); err != nil || list["generation"] != nil {
 		t.Errorf("a single instance's route list carries a generation: %s", body)
 	}
@@ -90,7 +90,7 @@ func TestFleetInProcess(t *testing.T) {
 
 	var f FleetResponse
 	waitFor(t, func() bool {
-		_, body := do(t, c, "GET", b.AdminURL+"/admin/fleet", "", nil)
+		_, body := do(t, c, "GET", b.AdminURL+"/admin/fleet", "", adminAuth)
 		return json.Unmarshal(body, &f) == nil && f.Fleet != nil && len(f.Fleet.Instances) == 2 &&
 			!f.Fleet.Instances[0].Behind && !f.Fleet.Instances[1].Behind
 	})
@@ -102,13 +102,13 @@ func TestFleetInProcess(t *testing.T) {
 			Instance, Who, Action, Reason string
 		} `json:"records"`
 	}
-	_, body := do(t, c, "GET", b.AdminURL+"/admin/audit?limit=2", "", nil)
+	_, body := do(t, c, "GET", b.AdminURL+"/admin/audit?limit=2", "", adminAuth)
 	if err := json.Unmarshal(body, &audit); err != nil || len(audit.Records) != 2 || audit.Records[1].Reason != "ramp" ||
 		audit.Records[1].Who != "alice@laptop" || audit.Records[1].Instance != "a" || audit.Records[1].Action != "set" {
 		t.Errorf("audit from b: %s", body)
 	}
 	for _, q := range []string{"0", "x", "10001"} {
-		if resp, _ := do(t, c, "GET", b.AdminURL+"/admin/audit?limit="+q, "", nil); resp.StatusCode != 400 {
+		if resp, _ := do(t, c, "GET", b.AdminURL+"/admin/audit?limit="+q, "", adminAuth); resp.StatusCode != 400 {
 			t.Errorf("limit %s: %d, want 400", q, resp.StatusCode)
 		}
 	}

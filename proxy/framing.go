@@ -33,6 +33,11 @@ import (
 // follows HTTP/1.1 message framing (header block, then a Content-Length or
 // chunked body) and queues one verdict per request header block, in order;
 // the traffic handler takes the verdict of its request first thing.
+//
+// The scan fails closed: whenever it loses track of the framing (a line or
+// a header block past its bounds, a chunk it cannot parse, a request with no
+// verdict queued), the connection is poisoned and every later request on it
+// is rejected and the connection closed, instead of passing unchecked.
 
 // framingListener wraps accepted connections in framingConns.
 type framingListener struct {
@@ -40,6 +45,10 @@ type framingListener struct {
 	// asteriskHandled: net/http answers "OPTIONS *" itself, without calling
 	// the handler (http.Server.DisableGeneralOptionsHandler is false).
 	asteriskHandled bool
+	// maxHead is the server's http.Server.MaxHeaderBytes; zero means
+	// http.DefaultMaxHeaderBytes. A longer header block is one net/http
+	// answers 431 to.
+	maxHead int
 }
 
 func (l framingListener) Accept() (net.Conn, error) {
@@ -47,7 +56,15 @@ func (l framingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &framingConn{Conn: c, firstLine: true, asteriskHandled: l.asteriskHandled}, nil
+	return newFramingConn(c, l.asteriskHandled, l.maxHead), nil
+}
+
+func newFramingConn(c net.Conn, asteriskHandled bool, maxHead int) *framingConn {
+	if maxHead <= 0 {
+		maxHead = http.DefaultMaxHeaderBytes
+	}
+	// net/http reads up to MaxHeaderBytes plus 4096 bytes of slack.
+	return &framingConn{Conn: c, firstLine: true, asteriskHandled: asteriskHandled, maxHead: maxHead + 4096}
 }
 
 type framingConnKey struct{}
@@ -69,8 +86,7 @@ const (
 	scanChunkData         // in chunk data
 	scanChunkCRLF         // after chunk data
 	scanTrailer           // in the trailer section
-	scanStopped           // framing no longer followed (a rejected or unparsable request: the connection ends)
-	maxScannedHead = 1<<20 + 4096
+	scanStopped           // framing no longer followed: the connection is poisoned
 	maxScannedLine = 4096
 )
 
@@ -80,7 +96,7 @@ type framingConn struct {
 
 	mu       sync.Mutex
 	verdicts []bool // per header block, in order: true = ambiguous framing
-	// poisoned: an ambiguous framing was seen, so the scan stopped and no
+	// poisoned: an ambiguous framing was seen or the scan lost track, so no
 	// later request on the connection can be trusted.
 	poisoned bool
 	// asterisk: the request is "OPTIONS *"; when asteriskHandled, net/http
@@ -91,7 +107,9 @@ type framingConn struct {
 	state     int
 	line      []byte // current line (head, chunk size, trailer), bounded
 	headBytes int
+	maxHead   int // header block bytes net/http reads before answering 431
 	firstLine bool
+	http10    bool  // the request line says HTTP/1.0
 	cl        int   // Content-Length fields seen in this head
 	clValue   int64 // the last one's value (-1 when invalid)
 	te        bool  // Transfer-Encoding seen
@@ -109,12 +127,14 @@ func (c *framingConn) Read(p []byte) (int, error) {
 }
 
 // takeVerdict pops the verdict of the oldest unhandled request: true when
-// its framing was ambiguous.
+// its framing was ambiguous, or when it cannot be known (no verdict queued:
+// the scan lost track), which fails closed.
 func (c *framingConn) takeVerdict() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.verdicts) == 0 {
-		return c.poisoned
+		c.poisoned = true
+		return true
 	}
 	v := c.verdicts[0]
 	c.verdicts = c.verdicts[1:]
@@ -148,16 +168,19 @@ func (c *framingConn) scan(b []byte) {
 				chunk = b[:i]
 			}
 			if c.state == scanHead {
-				c.headBytes += len(chunk) + 1
-				if c.headBytes > maxScannedHead {
-					c.state = scanStopped // net/http answers 431 and closes
+				c.headBytes += len(chunk)
+				if i >= 0 {
+					c.headBytes++ // the line feed, counted once however the line was read
+				}
+				if c.headBytes > c.maxHead {
+					c.lose() // net/http answers 431 and closes
 					return
 				}
 			}
 			if len(c.line)+len(chunk) <= maxScannedLine {
 				c.line = append(c.line, chunk...)
 			} else if c.state != scanHead {
-				c.state = scanStopped
+				c.lose()
 				return
 			}
 			if i < 0 {
@@ -173,8 +196,17 @@ func (c *framingConn) scan(b []byte) {
 
 func (c *framingConn) startHead() {
 	c.state = scanHead
-	c.firstLine, c.cl, c.clValue, c.te, c.headBytes, c.asterisk = true, 0, 0, false, 0, false
+	c.firstLine, c.cl, c.clValue, c.te, c.headBytes, c.asterisk, c.http10 = true, 0, 0, false, 0, false, false
 	c.line = c.line[:0]
+}
+
+// lose stops the scan and poisons the connection: framing is no longer
+// followed, so no later request on it is trusted.
+func (c *framingConn) lose() {
+	c.state = scanStopped
+	c.mu.Lock()
+	c.poisoned = true
+	c.mu.Unlock()
 }
 
 // endLine handles one complete line (without its line ending).
@@ -187,6 +219,7 @@ func (c *framingConn) endLine(line []byte) {
 			}
 			c.firstLine = false
 			c.asterisk = c.asteriskHandled && bytes.HasPrefix(line, []byte("OPTIONS * "))
+			c.http10 = bytes.HasSuffix(line, []byte(" HTTP/1.0"))
 			return
 		}
 		if len(line) > 0 {
@@ -198,7 +231,7 @@ func (c *framingConn) endLine(line []byte) {
 		size, ok := parseChunkSize(line)
 		switch {
 		case !ok:
-			c.state = scanStopped // net/http rejects the body
+			c.lose() // net/http rejects the body
 		case size == 0:
 			c.state = scanTrailer
 		default:
@@ -206,7 +239,7 @@ func (c *framingConn) endLine(line []byte) {
 		}
 	case scanChunkCRLF:
 		if len(line) != 0 {
-			c.state = scanStopped
+			c.lose()
 			return
 		}
 		c.state = scanChunkSize
@@ -236,7 +269,10 @@ func (c *framingConn) headerLine(line []byte) {
 }
 
 func (c *framingConn) endHead() {
-	bad := c.cl > 1 || (c.cl > 0 && c.te)
+	// HTTP/1.0 with Transfer-Encoding: net/http ignores the coding and
+	// frames the body by Content-Length (or none), where another hop may
+	// read it as chunked; no HTTP/1.0 client sends it, so it is rejected.
+	bad := c.cl > 1 || (c.cl > 0 && c.te) || (c.te && c.http10)
 	c.mu.Lock()
 	switch {
 	case bad && c.asterisk:
@@ -260,7 +296,7 @@ func (c *framingConn) endHead() {
 	case c.cl == 1 && c.clValue > 0:
 		c.state, c.remaining = scanBody, c.clValue
 	case c.cl == 1 && c.clValue < 0:
-		c.state = scanStopped // invalid Content-Length: net/http answers 400
+		c.lose() // invalid Content-Length: net/http answers 400
 	default:
 		c.startHead()
 	}

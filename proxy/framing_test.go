@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -118,10 +120,12 @@ func TestFramingScan(t *testing.T) {
 		{"chunked with extension and trailer", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\na;x=y\r\n0123456789\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\ncontent-length: 2\r\nCONTENT-LENGTH: 2\r\n\r\nab", []bool{false, true}},
 		{"bare LF lines", "GET / HTTP/1.1\nHost: x\n\nPOST / HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n", []bool{false, true}},
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\n\r\n", []bool{false}},
+		{"HTTP/1.0 with Transfer-Encoding", "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []bool{true}},
+		{"HTTP/1.0 with Content-Length", "POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\nxGET / HTTP/1.0\r\n\r\n", []bool{false, false}},
 	}
 	for _, tt := range tests {
 		for split := 1; split <= len(tt.give); split++ {
-			c := &framingConn{firstLine: true}
+			c := newFramingConn(nil, false, 0)
 			for i := 0; i < len(tt.give); i += split {
 				c.scan([]byte(tt.give[i:min(i+split, len(tt.give))]))
 			}
@@ -134,6 +138,73 @@ func TestFramingScan(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The scan fails closed: when it loses track, the request it has no verdict
+// for and every later one are rejected. A header block read a byte at a time
+// is counted once, not once per read.
+func TestFramingScanFailsClosed(t *testing.T) {
+	big := "GET / HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 600<<10) + "\r\n\r\n"
+	c := newFramingConn(nil, false, 1<<20)
+	for i := range len(big) {
+		c.scan([]byte{big[i]})
+	}
+	c.scan([]byte("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx"))
+	if len(c.verdicts) != 2 || c.verdicts[0] || !c.verdicts[1] {
+		t.Fatalf("600 KiB header read a byte at a time: verdicts %v, want [false true]", c.verdicts)
+	}
+
+	// Past the header bound, the scan stops: no verdict, so rejected, and
+	// the connection stays poisoned.
+	c = newFramingConn(nil, false, 64)
+	c.scan([]byte("GET / HTTP/1.1\r\nX-Long: " + strings.Repeat("b", 8000) + "\r\n\r\nGET /next HTTP/1.1\r\n\r\n"))
+	if !c.takeVerdict() || !c.takeVerdict() {
+		t.Error("a request the scan lost track of was let through")
+	}
+}
+
+// Through the server: requests after one the scanner cannot follow are
+// never forwarded unchecked.
+func TestSmugglingAfterLostFraming(t *testing.T) {
+	backend := &countingBackend{}
+	srv := httptest.NewUnstartedServer(backend)
+	srv.Config.MaxHeaderBytes = 4 << 20 // takes the big header block below
+	srv.Start()
+	t.Cleanup(srv.Close)
+	// listen.max_header_bytes above the scan's former fixed bound (1 MiB).
+	yaml := strings.Replace(baseConfig(srv.URL), "listen:\n", "listen:\n  max_header_bytes: 2097152\n", 1)
+	ts := startServer(t, yaml, nil)
+	smuggle := "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"
+	tests := []struct {
+		name      string
+		give      string
+		want      []int
+		forwarded int64
+	}{
+		{"HTTP/1.0 keep-alive with Transfer-Encoding", "POST /chat HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggle, []int{400}, 0},
+		{"header block above 1 MiB, allowed by max_header_bytes", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 1536<<10) + "\r\n\r\n" + smuggle, []int{200, 400}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := backend.n.Load()
+			conn, err := net.Dial("tcp", ts.TrafficAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			go func() { _, _ = io.WriteString(conn, tt.give) }()
+			var got []int
+			for _, r := range readResponses(t, conn) {
+				got = append(got, r.StatusCode)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("statuses %v, want %v", got, tt.want)
+			}
+			if n := backend.n.Load() - before; n != tt.forwarded {
+				t.Errorf("%d requests reached the backend, want %d", n, tt.forwarded)
+			}
+		})
 	}
 }
 

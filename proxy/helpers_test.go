@@ -91,6 +91,10 @@ func (s *syncBuffer) String() string {
 }
 
 // baseConfig is a config with the legacy app's route table, for legacyURL.
+// adminAuth is the header every admin call but /metrics needs under
+// baseConfig's token.
+var adminAuth = map[string]string{"Authorization": "Bearer admin-secret"}
+
 func baseConfig(legacyURL string) string {
 	return `
 listen:

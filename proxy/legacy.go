@@ -1,15 +1,18 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/compat"
@@ -82,6 +85,10 @@ func NewLegacy(cfg config.Legacy, opts LegacyOptions) (*Passthrough, error) {
 			// w is always the trip writer serve passed to the reverse proxy.
 			tw := w.(*legacyTrip)
 			tw.fail(r, err)
+			if tw.holdUnsent && !tw.wroteHeaders.Load() {
+				tw.unsent = true // nothing reached legacy: the caller sends it elsewhere
+				return
+			}
 			if status := StatusFor(r, err); status != StatusClientClosed {
 				writeErrorPage(tw.ResponseWriter, status)
 			}
@@ -91,16 +98,35 @@ func NewLegacy(cfg config.Legacy, opts LegacyOptions) (*Passthrough, error) {
 }
 
 // ServeHTTP proxies r to legacy.
-func (l *Passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) { _ = l.serve(w, r, nil) }
+func (l *Passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = l.serve(w, r, nil, false)
+}
+
+// errNotSent wraps a legacy round trip that failed before the request
+// reached legacy: its header block was never written to a connection
+// (dial refused or timed out, no connection). Legacy cannot have acted on
+// it, so any method may be sent to the other side.
+var errNotSent = errors.New("request never reached legacy")
 
 // serve proxies r to legacy and returns the round trip's error (nil when a
 // response came back). The trip is reported to t (nil: none) once, when the
-// response header arrives or the round trip fails.
-func (l *Passthrough) serve(w http.ResponseWriter, r *http.Request, t *legacyTicket) error {
+// response header arrives or the round trip fails. With holdUnsent, a trip
+// that failed before the request reached legacy writes nothing and returns
+// an error wrapping errNotSent.
+func (l *Passthrough) serve(w http.ResponseWriter, r *http.Request, t *legacyTicket, holdUnsent bool) error {
 	tw := legacyTrips.Get().(*legacyTrip)
-	*tw = legacyTrip{ResponseWriter: w, ticket: t, req: r}
+	*tw = legacyTrip{ResponseWriter: w, ticket: t, req: r, holdUnsent: holdUnsent}
+	if holdUnsent {
+		wrote := &tw.wroteHeaders
+		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+			WroteHeaders: func() { wrote.Store(true) },
+		}))
+	}
 	l.rp.ServeHTTP(tw, r)
 	err := tw.err
+	if tw.unsent {
+		err = fmt.Errorf("%w: %w", errNotSent, err)
+	}
 	*tw = legacyTrip{}
 	legacyTrips.Put(tw)
 	return err
@@ -114,6 +140,11 @@ type legacyTrip struct {
 	ticket *legacyTicket
 	req    *http.Request
 	err    error
+	// holdUnsent: a trip that fails before its header block was written
+	// (wroteHeaders) answers nothing and is marked unsent.
+	holdUnsent   bool
+	wroteHeaders atomic.Bool
+	unsent       bool
 }
 
 var legacyTrips = sync.Pool{New: func() any { return new(legacyTrip) }}

@@ -76,7 +76,7 @@ func NewMetrics() *Metrics {
 			Name: "cutover_config_reloads_total", Help: "Config reload attempts by result (success, failure).",
 		}, []string{"result"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cutover_share_changes_total", Help: "Share changes through the admin API by route and action (set, rollback).",
+			Name: "cutover_share_changes_total", Help: "Share changes by route and action: set and rollback through the admin API, auto_rollback by the breakers, reload from the config file.",
 		}, []string{"route", "action"}),
 		routes: map[string]*routeMetrics{},
 	}

@@ -14,10 +14,10 @@ func TestOverride(t *testing.T) {
 		want     string
 	}{
 		{"disabled: ignored", "  enabled: false\n", map[string]string{"X-Cutover-Backend": "native"}, "legacy"},
-		{"enabled without token: honoured", "  enabled: true\n", map[string]string{"X-Cutover-Backend": "native"}, "native"},
-		{"enabled, case and spaces", "  enabled: true\n", map[string]string{"X-Cutover-Backend": " Native "}, "native"},
-		{"enabled, legacy on a 100% route", "  enabled: true\n", map[string]string{"X-Cutover-Backend": "legacy", "X-Route": "full"}, "legacy"},
-		{"enabled, unknown value: ignored", "  enabled: true\n", map[string]string{"X-Cutover-Backend": "both"}, "legacy"},
+		{"enabled without token: honoured", "  enabled: true\n  allow_without_token: true\n", map[string]string{"X-Cutover-Backend": "native"}, "native"},
+		{"enabled, case and spaces", "  enabled: true\n  allow_without_token: true\n", map[string]string{"X-Cutover-Backend": " Native "}, "native"},
+		{"enabled, legacy on a 100% route", "  enabled: true\n  allow_without_token: true\n", map[string]string{"X-Cutover-Backend": "legacy", "X-Route": "full"}, "legacy"},
+		{"enabled, unknown value: ignored", "  enabled: true\n  allow_without_token: true\n", map[string]string{"X-Cutover-Backend": "both"}, "legacy"},
 		{"token required, right token", "  enabled: true\n  token: qa-token\n", map[string]string{"X-Cutover-Backend": "native", "X-Cutover-Token": "qa-token"}, "native"},
 		{"token required, wrong token", "  enabled: true\n  token: qa-token\n", map[string]string{"X-Cutover-Backend": "native", "X-Cutover-Token": "qa-tokeN"}, "legacy"},
 		{"token required, no token", "  enabled: true\n  token: qa-token\n", map[string]string{"X-Cutover-Backend": "native"}, "legacy"},
@@ -44,6 +44,11 @@ func TestOverride(t *testing.T) {
 			}
 			if strings.Contains(ts.Logs.String(), "qa-token") {
 				t.Error("the override token appears in the logs")
+			}
+			// An override without a token is a deliberate choice, warned about at start.
+			open := strings.Contains(tt.override, "allow_without_token: true")
+			if warned := strings.Contains(ts.Logs.String(), "override enabled without a token"); warned != open {
+				t.Errorf("start WARN about an override without a token: %v, want %v", warned, open)
 			}
 		})
 	}

@@ -14,6 +14,10 @@ import (
 //	Fallback    (fallback.go) breakers (Allow → done), fallback to the other backend
 //	backends    (decision.go) legacy: Passthrough (legacy.go) | native: NativeApp
 //
+// With tracing on (Options.Tracer), the Router opens each request's span,
+// the legacy transport and the native app make its children, and shadow
+// calls get traces of their own, linked to it.
+//
 // Each stage holds only the stage inside it; what the outer stages need
 // back (who served, why another backend did, the error) is written into the
 // request's Decision, which the Router owns, logs and counts. What a stage
@@ -33,7 +37,7 @@ type pipeline struct {
 func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline, error) {
 	native := opts.Native
 	p := &pipeline{transport: NewTransport(cfg.Legacy)}
-	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: p.transport, Logger: log})
+	legacy, err := NewLegacy(cfg.Legacy, LegacyOptions{Transport: opts.Tracer.LegacyTransport(p.transport), Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +46,8 @@ func newPipeline(cfg *config.Config, opts Options, log *slog.Logger) (*pipeline,
 	}
 	// The Router compiles the config (and, through Prepare, the shadow
 	// comparison rules); it serves nothing until Run.
-	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Logger: log, Prepare: p.shadow.prepare})
+	p.shadow.tracer = opts.Tracer
+	rt, err := NewRouter(cfg, RouterOptions{Legacy: legacy, Native: native, Logger: log, Prepare: p.shadow.prepare, Tracer: opts.Tracer})
 	if err != nil {
 		p.shadow.closeResources()
 		return nil, err

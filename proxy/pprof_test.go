@@ -23,12 +23,12 @@ func TestPprofAdminOnly(t *testing.T) {
 			yaml := strings.Replace(baseConfig(backend.URL), "  token: admin-secret\n", "  token: admin-secret\n"+tt.give, 1)
 			ts := startServer(t, yaml, nil)
 			c := newClient(t)
-			resp, body := do(t, c, "GET", ts.AdminURL+"/debug/pprof/cmdline", "", nil)
+			resp, body := do(t, c, "GET", ts.AdminURL+"/debug/pprof/cmdline", "", adminAuth)
 			if resp.StatusCode != tt.wantAdmin {
 				t.Errorf("admin /debug/pprof/cmdline: %d %q, want %d", resp.StatusCode, body, tt.wantAdmin)
 			}
 			if tt.wantAdmin == http.StatusOK {
-				if resp, body := do(t, c, "GET", ts.AdminURL+"/debug/pprof/goroutine?debug=1", "", nil); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+				if resp, body := do(t, c, "GET", ts.AdminURL+"/debug/pprof/goroutine?debug=1", "", adminAuth); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
 					t.Errorf("admin goroutine profile: %d %.80q", resp.StatusCode, body)
 				}
 			}

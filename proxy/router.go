@@ -16,9 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cutover/cutover/compat"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/fleet"
+	"github.com/cutover/cutover/internal/tracing"
 )
 
 // Errors of share changes.
@@ -46,6 +49,9 @@ type RouterOptions struct {
 	// commit runs once the config is in force, under the same lock. Nil means
 	// none. (The shadow stage compiles its comparison rules this way.)
 	Prepare func(*config.Config) (commit func(), err error)
+	// Tracer makes a server span per request, and a span around the native
+	// handlers. Nil means tracing is off.
+	Tracer *tracing.Tracer
 }
 
 // Router is the first and last stage of the pipeline: it matches each
@@ -65,6 +71,7 @@ type Router struct {
 	native   map[string]bool
 	metrics  *Metrics
 	log      *slog.Logger
+	tracer   *tracing.Tracer // nil: off
 
 	mu  sync.Mutex // serialises config changes
 	cfg *config.Config
@@ -76,6 +83,13 @@ type Router struct {
 	fleet    *fleet.Store
 	file     *config.Config
 	fleetGen uint64
+
+	// Without a fleet store: fromFile are the shares of the config last
+	// applied as a whole (the file's, for a config from a file); unsaved the
+	// share changes in force that it does not hold (shares.go). Both guarded
+	// by mu.
+	fromFile map[string]int
+	unsaved  map[string]unsavedShare
 
 	// rollouts, when not nil, are told of share changes made outside them
 	// (rollout.go); set before serving, never changed.
@@ -118,7 +132,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	if opts.Legacy == nil {
 		return nil, errors.New("new router: no legacy handler")
 	}
-	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare}
+	rt := &Router{native: map[string]bool{}, metrics: opts.Metrics, log: opts.Logger, prepare: opts.Prepare, tracer: opts.Tracer}
 	if rt.metrics == nil {
 		rt.metrics = NewMetrics()
 	}
@@ -127,7 +141,7 @@ func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	}
 	rt.base = &backends{legacy: opts.Legacy}
 	if opts.Native != nil {
-		rt.base.native = opts.Native
+		rt.base.native = opts.Tracer.Handler("native", opts.Native)
 		for _, e := range opts.Native.Endpoints() {
 			rt.native[e] = true
 		}
@@ -166,7 +180,11 @@ func Check(cfg *config.Config, nativeEndpoints []string) error {
 func (rt *Router) Apply(cfg *config.Config) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	return rt.applyLocked(cfg)
+	if err := rt.applyLocked(cfg); err != nil {
+		return err
+	}
+	rt.fromFile, rt.unsaved = sharesOf(cfg), nil
+	return nil
 }
 
 // ApplyFile is Apply for a config the watcher read from its file: if the
@@ -181,7 +199,7 @@ func (rt *Router) ApplyFile(cfg *config.Config) error {
 		}
 	}
 	if rt.fleet == nil {
-		return rt.applyLocked(cfg)
+		return rt.reloadLocked(cfg)
 	}
 	// The fleet's shares stay in force; the file's are handed to the store,
 	// which writes those edited since it last took them (package fleet).
@@ -269,13 +287,17 @@ var decisionPool = sync.Pool{New: func() any { return new(Decision) }}
 // ServeHTTP routes one request.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var span trace.Span
+	if rt.tracer != nil {
+		r, span = rt.tracer.StartRequest(r)
+	}
 	s := rt.snap.Load()
 	d := decisionPool.Get().(*Decision)
 	d.reset()
 	rm := rt.decide(s, r, d)
-	// The override header and its token never reach a backend.
-	delete(r.Header, s.ov.header)
-	delete(r.Header, s.ov.tokenHeader)
+	// The override header and its token, cutover's internal headers and
+	// protocol upgrades never reach a backend (nor a shadow).
+	stripInbound(r.Header, s.ov.header, s.ov.tokenHeader)
 
 	rec := getRecorder(w, d, s.servedBy)
 	rt.metrics.inFlight.Inc()
@@ -283,7 +305,14 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p := recover()
 		wroteBefore := rec.wrote
 		rt.metrics.inFlight.Dec()
-		rt.finish(s, r, d, rm, rec, start, p)
+		status := rt.finish(s, r, d, rm, rec, start, p)
+		if span != nil {
+			o := tracing.Outcome{Route: d.Route, Reason: d.Reason.String(), Backend: d.Served.String(), Fallback: d.Fallback, Status: status}
+			if d.Config != nil {
+				o.Path = d.Config.Path
+			}
+			tracing.EndRequest(span, r.Method, o)
+		}
 		putRecorder(rec)
 		*d = Decision{}
 		decisionPool.Put(d)
@@ -381,8 +410,9 @@ func (s *snapshot) override(r *http.Request) (Backend, bool) {
 	return Legacy, false
 }
 
-// finish records the outcome of a request: metrics and the access log.
-func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) {
+// finish records the outcome of a request, metrics and the access log, and
+// returns the status recorded.
+func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMetrics, rec *recorder, start time.Time, p any) int {
 	status := rec.Status()
 	errKind := ""
 	if d.Err != nil {
@@ -422,7 +452,7 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		rt.metrics.errors.WithLabelValues(d.Route, d.Served.String(), errKind).Inc()
 	}
 	if !s.accessLog {
-		return
+		return status
 	}
 	attrs := [...]slog.Attr{
 		slog.String("route", d.Route),
@@ -439,6 +469,7 @@ func (rt *Router) finish(s *snapshot, r *http.Request, d *Decision, rm *routeMet
 		slog.String("error", errKind),
 	}
 	rt.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+	return status
 }
 
 // rollback sets route's native share to 0 %, audited as action

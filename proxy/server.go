@@ -16,6 +16,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/fleet"
+	"github.com/cutover/cutover/internal/tracing"
 )
 
 // Options are the optional parts of a Server.
@@ -30,10 +31,16 @@ type Options struct {
 	// Now is the clock of the circuit breakers (open timeouts, intervals,
 	// Retry-After). Nil means time.Now; tests move one by hand.
 	Now func() time.Time
+	// Tracer makes the spans of each request, its legacy round trip, its
+	// native handler and its shadow calls. Nil means tracing is off.
+	Tracer *tracing.Tracer
 	// TrafficListener and AdminListener, if set, are used instead of
 	// listening on cfg.Listen.Addr and cfg.Admin.Addr (tests pass 127.0.0.1:0).
 	TrafficListener net.Listener
 	AdminListener   net.Listener
+	// MetricsListener, if set, serves GET /metrics alone instead of a
+	// listener on cfg.Admin.MetricsAddr (which, when empty, means none).
+	MetricsListener net.Listener
 	// Version is this build, shown in the fleet view. Zero means "".
 	Version string
 }
@@ -52,7 +59,9 @@ type Server struct {
 	traffic   *echo.Echo
 	tsrv      *http.Server
 	asrv      *http.Server
+	msrv      *http.Server // GET /metrics alone (admin.metrics_addr); nil when off
 	tln, aln  net.Listener
+	mln       net.Listener
 	watcher   *config.Watcher
 	draining  atomic.Bool
 	transport *http.Transport // to legacy
@@ -68,13 +77,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if o := cfg.Override; o.Enabled && o.Token == "" {
+		log.Warn("override enabled without a token (override.allow_without_token): any client can force a backend, past shares, auto rollback and breakers",
+			"header", o.Header)
+	}
 	p, err := newPipeline(cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
 	rt := p.router
 	s := &Server{Router: rt, Breakers: p.breakers, Admin: NewAdmin(rt), cfg: cfg, log: log,
-		tln: opts.TrafficListener, aln: opts.AdminListener, transport: p.transport, shadow: p.shadow}
+		tln: opts.TrafficListener, aln: opts.AdminListener, mln: opts.MetricsListener, transport: p.transport, shadow: p.shadow}
 	s.Admin.RouteStatus = func(route string) any { return p.breakers.Status(route) }
 	p.shadow.mount(s.Admin)
 	if cfg.Admin.Pprof {
@@ -126,9 +139,20 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		IdleTimeout:       cfg.Listen.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if cfg.Admin.MetricsAddr != "" || s.mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET "+metricsPath, rt.Metrics().Handler())
+		s.msrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       cfg.Listen.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+	}
 	if cfg.File() != "" {
 		s.watcher = &config.Watcher{Path: cfg.File(), Apply: s.apply, Result: s.reloaded}
 	}
+	s.mountConsole()
 	return s, nil
 }
 
@@ -158,9 +182,9 @@ func (s *Server) apply(c *config.Config) error {
 	if err := s.Router.ApplyFile(c); err != nil {
 		return err
 	}
-	if c.Legacy != s.cfg.Legacy || c.Listen.Addr != s.cfg.Listen.Addr || c.Admin.Addr != s.cfg.Admin.Addr ||
+	if c.Legacy != s.cfg.Legacy || c.Listen.Addr != s.cfg.Listen.Addr || c.Admin.Addr != s.cfg.Admin.Addr || c.Admin.MetricsAddr != s.cfg.Admin.MetricsAddr ||
 		c.Listen.HealthPath != s.cfg.Listen.HealthPath || c.Native != s.cfg.Native {
-		s.log.Warn("config reloaded; listen, admin address, health_path, legacy and native settings take effect on restart")
+		s.log.Warn("config reloaded; listen, admin and metrics addresses, health_path, legacy and native settings take effect on restart")
 	}
 	if keys := shadowRestartKeys(s.cfg.Shadow, c.Shadow); len(keys) > 0 {
 		s.log.Warn("config reloaded; these shadow settings take effect on restart", "keys", keys)
@@ -201,7 +225,23 @@ func (s *Server) Listen() error {
 		}
 		s.aln = ln
 	}
+	if s.msrv != nil && s.mln == nil {
+		ln, err := net.Listen("tcp", s.cfg.Admin.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen metrics: %w", err)
+		}
+		s.mln = ln
+	}
 	return nil
+}
+
+// MetricsAddr is the address of the listener of its own serving /metrics
+// (after Listen), or "" when there is none.
+func (s *Server) MetricsAddr() string {
+	if s.mln == nil {
+		return ""
+	}
+	return s.mln.Addr().String()
 }
 
 // TrafficAddr is the traffic listener's address (after Listen).
@@ -231,8 +271,13 @@ func (s *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(context.Background())
 	stopWatch, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
-	g.Go(func() error { return serve(s.tsrv, framingListener{s.tln, !s.tsrv.DisableGeneralOptionsHandler}) })
+	g.Go(func() error {
+		return serve(s.tsrv, framingListener{s.tln, !s.tsrv.DisableGeneralOptionsHandler, s.tsrv.MaxHeaderBytes})
+	})
 	g.Go(func() error { return serve(s.asrv, s.aln) })
+	if s.msrv != nil {
+		g.Go(func() error { return serve(s.msrv, s.mln) })
+	}
 	if s.watcher != nil {
 		g.Go(func() error { return s.watcher.Run(stopWatch) })
 	}
@@ -296,6 +341,11 @@ func (s *Server) drain(delay time.Duration) error {
 	defer acancel()
 	if aerr := s.asrv.Shutdown(actx); aerr != nil {
 		_ = s.asrv.Close()
+	}
+	if s.msrv != nil {
+		if merr := s.msrv.Shutdown(actx); merr != nil {
+			_ = s.msrv.Close()
+		}
 	}
 	s.transport.CloseIdleConnections()
 	s.log.Info("drained")

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/shadow"
 )
 
@@ -74,6 +75,7 @@ type shadowing struct {
 	mu                   sync.Mutex // orders a rules swap (prepare's commit) with start
 	startOnce, closeOnce sync.Once
 	startErr             error
+	tracer               *tracing.Tracer // nil: off; else each shadow call is a trace linked to its request's
 }
 
 // newShadowing builds everything shadowing needs once, at start: the diff
@@ -141,23 +143,17 @@ func newShadowing(cfg *config.Config, native NativeApp, opts ShadowOptions, log 
 	return s, nil
 }
 
-// redaction is the config's redaction: the shadow package's default for each
-// list left zero, and the override token header always (the router strips it
-// before any backend or shadow sees it; this keeps it out of records even so).
+// redaction is the config's redaction lists, which the shadow package adds
+// to its defaults (always applied), plus the override token header (the
+// router strips it before any backend or shadow sees it; this keeps it out
+// of records even so).
 func redaction(cfg *config.Config) shadow.Redaction {
 	sc := cfg.Shadow
-	r := shadow.Redaction{Headers: sc.Redact, Fields: sc.RedactFields, Patterns: sc.RedactPatterns}
-	if len(r.Headers) == 0 {
-		r.Headers = shadow.DefaultRedactHeaders
+	return shadow.Redaction{
+		Headers:  append(slices.Clip(sc.Redact), cfg.Override.TokenHeader),
+		Fields:   sc.RedactFields,
+		Patterns: sc.RedactPatterns,
 	}
-	if len(r.Fields) == 0 {
-		r.Fields = nil
-	}
-	if len(r.Patterns) == 0 {
-		r.Patterns = nil
-	}
-	r.Headers = append(slices.Clip(r.Headers), cfg.Override.TokenHeader)
-	return r
 }
 
 // newComparator compiles every route's comparison rules.
@@ -241,9 +237,10 @@ func CheckShadow(cfg *config.Config) error {
 // the stream, shared by the fleet, answers queries, and the summary's
 // counters are summed in the hash "<redis_stream>:summary" beside it).
 func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, *shadow.FleetTally, error) {
-	var local shadow.Store = shadow.NewRing(c.RingSize)
+	ring := shadow.NewBoundedRing(c.RingSize, c.RingMaxBytes)
+	var local shadow.Store = ring
 	if path := c.JSONLFile(); path != "" {
-		fs, err := shadow.OpenFileStore(path, c.RingSize, c.JSONLMaxBytes)
+		fs, err := shadow.OpenFileStoreRing(path, ring, c.JSONLMaxBytes)
 		if err != nil {
 			return nil, nil, fmt.Errorf("shadow: store: jsonl_path: %w", err)
 		}
@@ -258,7 +255,7 @@ func (s *shadowing) newStore(c config.DiffStore) (shadow.Store, *shadow.FleetTal
 		return nil, nil, fmt.Errorf("shadow: store: redis_url: %w", err)
 	}
 	s.closers = append(s.closers, rc.Close)
-	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen}, Also: []shadow.Store{local}},
+	return shadow.MultiStore{Primary: &shadow.StreamStore{Client: rc, Key: c.RedisStream, MaxLen: c.RedisMaxLen, MaxBytes: c.RedisMaxBytes}, Also: []shadow.Store{local}},
 		&shadow.FleetTally{Client: rc, Key: c.RedisStream + ":summary"}, nil
 }
 
@@ -464,6 +461,12 @@ func (s *shadowing) Dispatch(w http.ResponseWriter, r *http.Request, d *Decision
 	}
 	if chunked {
 		target, replay = keepChunked(target), keepChunked(replay)
+	}
+	if s.tracer != nil {
+		target = s.tracer.LinkedTransport(target, "shadow "+route)
+		if replay != nil {
+			replay = s.tracer.LinkedTransport(replay, "noise "+route)
+		}
 	}
 	j := shadow.Job{Route: route, Request: req, Primary: tee.Captured(), PrimarySide: primary.String(), Target: target,
 		Snapshot: snap, ModelCall: modelCall(sh, r.Method), Context: r.Context()}

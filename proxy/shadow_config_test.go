@@ -117,3 +117,43 @@ shadow:
 		})
 	}
 }
+
+// shadow.store.ring_max_bytes reaches the ring: a record larger than it is
+// not stored, and counted as dropped.
+func TestShadowStoreByteBoundFromConfig(t *testing.T) {
+	answer := func(side string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"` + side + `"}`))
+		})
+	}
+	legacy := newBackend(t, answer("legacy"))
+	native := &fakeNative{Handler: answer("native"), endpoints: []string{"health"}}
+	cfg, err := config.Parse([]byte(`shutdown: {drain_delay: 1ms, timeout: 5s}
+admin: {token: admin-secret}
+legacy: {url: `+legacy.URL+`}
+shadow:
+  store: {jsonl_path: "-", ring_max_bytes: 100}
+routes:
+  - name: health
+    path: /health
+    shadow: {rate_percent: 100}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startShadowConfig(t, cfg, native, nil)
+	m := ts.Mirror()
+	c := newClient(t)
+	do(t, c, http.MethodGet, ts.URL+"/health", "", nil)
+	waitOutcomes(t, m, 1)
+	if s := routeSummary(m, "health"); s.Semantic != 1 {
+		t.Fatalf("health: %+v, want 1 semantic", s)
+	}
+	if recs := records(t, m, shadow.Query{}); len(recs) != 0 {
+		t.Errorf("%d records stored in a ring of 100 bytes", len(recs))
+	}
+	if v := metricValue(t, c, ts.AdminURL, `cutover_shadow_store_dropped_total{reason="too_large",store="memory"}`); v != "1" {
+		t.Errorf("dropped too_large = %q, want 1", v)
+	}
+}

@@ -57,7 +57,7 @@ func TestShadowFleetSummary(t *testing.T) {
 		var s fleetSummary
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, body := do(t, c, "GET", ts.AdminURL+"/admin/shadow/summary", "", nil)
+			_, body := do(t, c, "GET", ts.AdminURL+"/admin/shadow/summary", "", adminAuth)
 			s = fleetSummary{}
 			if err := json.Unmarshal(body, &s); err != nil {
 				t.Fatalf("summary: %v: %s", err, body)
@@ -93,9 +93,14 @@ func TestShadowFleetSummary(t *testing.T) {
 	if s := getSummary(t, c, b.AdminURL); s.Scope != shadow.ScopeFleet || len(s.Routes) != 0 || len(s.Process) != 1 {
 		t.Errorf("summary from B after the reset: %+v, want an empty fleet and B's own figures", s)
 	}
-	line, err := os.ReadFile(audit)
+	data, err := os.ReadFile(audit)
+	all := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if !strings.Contains(all[0], `"action":"auth_failed"`) || !strings.Contains(all[0], `"path":"/admin/shadow/summary"`) {
+		t.Errorf("the refused reset is not audited: %s", all[0])
+	}
+	line := all[len(all)-1]
 	var rec map[string]any
-	if err != nil || json.Unmarshal(line, &rec) != nil || rec["action"] != "reset_shadow_summary" || rec["who"] != "qa@desk" ||
+	if err != nil || json.Unmarshal([]byte(line), &rec) != nil || rec["action"] != "reset_shadow_summary" || rec["who"] != "qa@desk" ||
 		rec["key"] != "fleet:diffs:summary" {
 		t.Errorf("audit log (%v): %s", err, line)
 	}
@@ -125,7 +130,7 @@ func TestShadowSummaryProcessScope(t *testing.T) {
 
 func getSummary(t *testing.T, c *http.Client, adminURL string) fleetSummary {
 	t.Helper()
-	_, body := do(t, c, "GET", adminURL+"/admin/shadow/summary", "", nil)
+	_, body := do(t, c, "GET", adminURL+"/admin/shadow/summary", "", adminAuth)
 	var s fleetSummary
 	if err := json.Unmarshal(body, &s); err != nil {
 		t.Fatalf("summary: %v: %s", err, body)

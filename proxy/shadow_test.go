@@ -482,22 +482,22 @@ func testShadowClassification(t *testing.T, env *shadowEnv) {
 	}
 
 	// The admin API serves the same records and the summary.
-	resp, b := do(t, c, http.MethodGet, ts.AdminURL+"/admin/diffs?route=chat&class=semantic", "", nil)
+	resp, b := do(t, c, http.MethodGet, ts.AdminURL+"/admin/diffs?route=chat&class=semantic", "", adminAuth)
 	var page struct {
 		Records []shadow.DiffSummary `json:"records"`
 	}
 	if resp.StatusCode != 200 || json.Unmarshal(b, &page) != nil || len(page.Records) != 1 || page.Records[0].ID != sem[0].ID {
 		t.Fatalf("GET /admin/diffs: %d %s", resp.StatusCode, b)
 	}
-	resp, b = do(t, c, http.MethodGet, ts.AdminURL+"/admin/diffs/"+sem[0].ID, "", nil)
+	resp, b = do(t, c, http.MethodGet, ts.AdminURL+"/admin/diffs/"+sem[0].ID, "", adminAuth)
 	var rec shadow.Record
 	if resp.StatusCode != 200 || json.Unmarshal(b, &rec) != nil || rec.Class != shadow.ClassSemantic || rec.Request.Path != "/chat" {
 		t.Fatalf("GET /admin/diffs/{id}: %d %s", resp.StatusCode, b)
 	}
-	if resp, _ := do(t, c, http.MethodGet, ts.AdminURL+"/admin/diffs/0-999", "", nil); resp.StatusCode != 404 {
+	if resp, _ := do(t, c, http.MethodGet, ts.AdminURL+"/admin/diffs/0-999", "", adminAuth); resp.StatusCode != 404 {
 		t.Errorf("unknown diff id: %d", resp.StatusCode)
 	}
-	resp, b = do(t, c, http.MethodGet, ts.AdminURL+"/admin/shadow/summary", "", nil)
+	resp, b = do(t, c, http.MethodGet, ts.AdminURL+"/admin/shadow/summary", "", adminAuth)
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"semantic": 1`)) {
 		t.Errorf("GET /admin/shadow/summary: %d %s", resp.StatusCode, b)
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,9 +45,11 @@ type Actor struct {
 // SetShares changes the native shares of the named routes (basis points) at
 // once and atomically, then persists them to the config file (when the config
 // has one and admin.persist is on) and audits every change. The change is in
-// force even if persisting fails; the result says so. Unknown routes and
-// shares above 0 for routes without a native handler are rejected and
-// nothing changes.
+// force even if persisting fails (a rollback must never wait on a read-only
+// mount); the result says so, and the change is kept as an unsaved overlay
+// that reloads of the file respect (reloadLocked), so it is never reverted
+// silently. Unknown routes and shares above 0 for routes without a native
+// handler are rejected and nothing changes.
 //
 // With a fleet store the change is made for the whole fleet instead (see
 // fleet.go): it fails with fleet.ErrConflict when the fleet's state moved
@@ -77,16 +80,7 @@ func (rt *Router) setLocalShares(shares map[string]int, actor Actor) (ChangeResu
 	res := ChangeResult{Changes: changes}
 	next := cur.Clone()
 	for _, c := range changes {
-		bp := c.New
-		rc := next.Route(c.Route)
-		rc.Share = bp
-		if rc.NativePercent != nil || rc.NativeBP == nil {
-			p := config.BPToPercent(bp)
-			rc.NativePercent, rc.NativeBP = &p, nil
-		} else {
-			v := bp
-			rc.NativeBP = &v
-		}
+		setShare(next.Route(c.Route), c.New)
 	}
 	if len(res.Changes) == 0 {
 		res.Persisted = true
@@ -112,8 +106,117 @@ func (rt *Router) setLocalShares(shares map[string]int, actor Actor) (ChangeResu
 	} else {
 		res.PersistError = "not persisted: no config file or admin.persist is off"
 	}
+	for _, c := range res.Changes {
+		rt.noteUnsavedLocked(c.Route, c.New, res.Persisted)
+	}
 	rt.audit(next.Admin.AuditLog, actor, res)
 	return res, nil
+}
+
+// unsavedShare is a share change in force that the config file does not
+// hold (writing it failed, or admin.persist is off).
+type unsavedShare struct {
+	bp     int // the share in force
+	fileBP int // the file's share for the route when the change was made
+}
+
+// ReloadActor is who the audit names for share changes a reload of the
+// config file makes.
+var ReloadActor = Actor{Who: "config file", Action: "reload"}
+
+func sharesOf(cfg *config.Config) map[string]int {
+	out := make(map[string]int, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		out[r.Name] = r.Share
+	}
+	return out
+}
+
+// noteUnsavedLocked records a share change made by SetShares: persisted, the
+// file holds it; not, it is an overlay until the file catches up.
+func (rt *Router) noteUnsavedLocked(route string, bp int, persisted bool) {
+	file, known := rt.fromFile[route]
+	switch {
+	case persisted:
+		if rt.fromFile == nil {
+			rt.fromFile = map[string]int{}
+		}
+		rt.fromFile[route] = bp
+		delete(rt.unsaved, route)
+	case known && file == bp:
+		delete(rt.unsaved, route) // back to what the file says
+	default:
+		if rt.unsaved == nil {
+			rt.unsaved = map[string]unsavedShare{}
+		}
+		u, ok := rt.unsaved[route]
+		if !ok {
+			u.fileBP = file
+		}
+		u.bp = bp
+		rt.unsaved[route] = u
+	}
+}
+
+// reloadLocked applies a config read from the file, keeping every unsaved
+// share change over it while the file's share for that route is still the
+// one the change was made over (a file edited since wins: a deliberate newer
+// change). Every share the reload changes is audited (actor ReloadActor), and
+// every unsaved change kept is logged at WARN.
+func (rt *Router) reloadLocked(cfg *config.Config) error {
+	next := cfg
+	unsaved := map[string]unsavedShare{}
+	var kept []Change
+	for name, u := range rt.unsaved {
+		rc := cfg.Route(name)
+		if rc == nil || rc.Share == u.bp || rc.Share != u.fileBP {
+			continue // gone, caught up, or edited since: the file's share
+		}
+		if next == cfg {
+			next = cfg.Clone()
+		}
+		setShare(next.Route(name), u.bp)
+		unsaved[name] = u
+		kept = append(kept, Change{Route: name, Old: rc.Share, New: u.bp})
+	}
+	old := rt.cfg
+	if err := rt.applyLocked(next); err != nil {
+		return err
+	}
+	rt.fromFile, rt.unsaved = sharesOf(cfg), unsaved
+	slices.SortFunc(kept, func(a, b Change) int { return strings.Compare(a.Route, b.Route) })
+	for _, k := range kept {
+		rt.log.Warn("config reloaded; a share change not saved to the file stays in force over it",
+			"route", k.Route, "file_bp", k.Old, "in_force_bp", k.New)
+	}
+	var res ChangeResult
+	before := sharesOf(old)
+	for _, r := range next.Routes {
+		if b, ok := before[r.Name]; ok && b != r.Share {
+			res.Changes = append(res.Changes, Change{Route: r.Name, Old: b, New: r.Share})
+		}
+	}
+	if len(res.Changes) > 0 {
+		res.Persisted = true // the file is where they come from
+		for _, c := range res.Changes {
+			rt.metrics.changes.WithLabelValues(c.Route, ReloadActor.Action).Inc()
+		}
+		rt.audit(next.Admin.AuditLog, ReloadActor, res)
+	}
+	return nil
+}
+
+// setShare sets a route's share as SetShares writes it: in the form the
+// route was given in.
+func setShare(rc *config.Route, bp int) {
+	rc.Share = bp
+	if rc.NativePercent != nil || rc.NativeBP == nil {
+		p := config.BPToPercent(bp)
+		rc.NativePercent, rc.NativeBP = &p, nil
+	} else {
+		v := bp
+		rc.NativeBP = &v
+	}
 }
 
 // checkShares validates a share change against cfg and returns what it

@@ -676,7 +676,7 @@ func firstDiff(a, b []byte) int {
 func clip(b []byte) string {
 	const limit = 200
 	if len(b) > limit {
-		return string(b[:limit]) + "…"
+		return string(trimPartialRune(b[:limit])) + "…"
 	}
 	return string(b)
 }

@@ -58,6 +58,9 @@ func newMetrics(reg prometheus.Registerer, m *Mirror) (*metrics, error) {
 			Help: "Shadow jobs being run by a worker.",
 		}, func() float64 { return float64(m.busy.Load()) }),
 	}
+	if d, ok := m.store.(dropReporter); ok {
+		cs = append(cs, dropCollector{d.storeDrops()})
+	}
 	var errs []error
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -103,5 +106,34 @@ func (mt *metrics) storeFailed(route string) {
 func (mt *metrics) fleetFlushFailed() {
 	if mt != nil {
 		mt.fleetFails.Inc()
+	}
+}
+
+var storeDroppedDesc = prometheus.NewDesc("cutover_shadow_store_dropped_total",
+	"Diff records a store dropped to stay within its bounds (shadow.store.*_max_bytes, ring_size, redis_max_len), "+
+		"by store (memory, redis) and reason: evicted (an older record removed for a newer one), "+
+		"too_large (a record larger than the byte bound on its own, not stored).",
+	[]string{"store", "reason"}, nil)
+
+// dropCollector reads the stores' drop counts at scrape time.
+type dropCollector struct{ stores []storeDrops }
+
+func (c dropCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storeDroppedDesc }
+
+func (c dropCollector) Collect(ch chan<- prometheus.Metric) {
+	type sums struct{ evicted, tooLarge uint64 }
+	by := map[string]*sums{}
+	var names []string
+	for _, s := range c.stores {
+		if by[s.store] == nil {
+			by[s.store] = &sums{}
+			names = append(names, s.store)
+		}
+		by[s.store].evicted += s.counts.evicted.Load()
+		by[s.store].tooLarge += s.counts.tooLarge.Load()
+	}
+	for _, n := range names {
+		ch <- prometheus.MustNewConstMetric(storeDroppedDesc, prometheus.CounterValue, float64(by[n].evicted), n, "evicted")
+		ch <- prometheus.MustNewConstMetric(storeDroppedDesc, prometheus.CounterValue, float64(by[n].tooLarge), n, "too_large")
 	}
 }

@@ -52,8 +52,8 @@ type Options struct {
 	// Noise learns noisy fields from jobs with a Replay target. Nil means no
 	// noise learning (replays are not made).
 	Noise *Noise
-	// Redaction lists secrets kept out of records. The zero value redacts the
-	// defaults (cookies, Authorization, API keys).
+	// Redaction lists secrets kept out of records, besides the defaults
+	// (cookies, Authorization, API keys, tokens), which always apply.
 	Redaction Redaction
 	// ShadowHeader is set to "1" on every shadow and replay request so the
 	// other side (and logs) can tell shadow traffic from user traffic. Empty
@@ -534,8 +534,27 @@ func (m *Mirror) redactBody(b []byte, ct string, lim int) Body {
 func (m *Mirror) save(ctx context.Context, r *Record) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := m.store.Add(sctx, r); err != nil {
+	err := m.store.Add(sctx, r)
+	switch {
+	case err == nil:
+	case onlyTooLarge(err): // counted by the store as dropped
+		m.log.Warn("shadow diff record dropped: larger than the store's byte bound", "route", r.Route)
+	default:
 		m.mt.storeFailed(r.Route)
 		m.log.Warn("shadow diff store failed", "route", r.Route, "err", err)
 	}
+}
+
+// onlyTooLarge says whether err (possibly a MultiStore's joined errors) is
+// ErrRecordTooLarge and nothing else.
+func onlyTooLarge(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyTooLarge(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, ErrRecordTooLarge)
 }

@@ -2,13 +2,16 @@ package shadow
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -48,34 +51,65 @@ type RecordResponse struct {
 	Error     string      `json:"error,omitempty"`
 }
 
-// Body is a stored payload: text when it is valid UTF-8, else base64.
+// Body is a stored payload. A body that is valid UTF-8 is kept as redacted
+// text. Any other body is not stored at all, because the secrets in it
+// cannot be found to redact them: Binary records its size and SHA-256, so two
+// records can still be told apart.
 type Body struct {
-	Text   string `json:"text,omitempty"`
-	Base64 string `json:"base64,omitempty"`
-	// Clipped says the stored bytes stop at the record's body limit.
+	Text string `json:"text,omitempty"`
+	// Binary describes a body that was not valid UTF-8; nil for text.
+	Binary *BinaryBody `json:"binary,omitempty"`
+	// Clipped says the stored text stops at the record's body limit.
 	Clipped bool `json:"clipped,omitempty"`
 }
 
-// Bytes returns the stored payload.
+// BinaryBody stands for a body that is not stored.
+type BinaryBody struct {
+	// Size is the body's length in bytes, whole (before any clipping).
+	Size int `json:"size"`
+	// SHA256 is the hex SHA-256 of the whole body.
+	SHA256 string `json:"sha256"`
+}
+
+// Bytes returns the stored text (nil for a binary body, which is not stored).
 func (b Body) Bytes() []byte {
-	if b.Base64 != "" {
-		out, _ := base64.StdEncoding.DecodeString(b.Base64)
-		return out
+	if b.Text == "" {
+		return nil
 	}
 	return []byte(b.Text)
 }
 
 func newBody(p []byte, limit int) Body {
+	if !utf8.Valid(p) {
+		t := trimPartialRune(p)
+		if !utf8.Valid(t) {
+			sum := sha256.Sum256(p)
+			return Body{Binary: &BinaryBody{Size: len(p), SHA256: hex.EncodeToString(sum[:])}}
+		}
+		p = t
+	}
 	var b Body
 	if len(p) > limit {
-		p, b.Clipped = p[:limit], true
+		p, b.Clipped = trimPartialRune(p[:limit]), true
 	}
-	if utf8.Valid(p) {
-		b.Text = string(p)
-	} else {
-		b.Base64 = base64.StdEncoding.EncodeToString(p)
-	}
+	b.Text = string(p)
 	return b
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of p, as left
+// by clipping (or by a response truncated at the capture limit).
+func trimPartialRune(p []byte) []byte {
+	for i := 1; i <= utf8.UTFMax-1 && i <= len(p); i++ {
+		c := p[len(p)-i]
+		if !utf8.RuneStart(c) {
+			continue
+		}
+		if !utf8.FullRune(p[len(p)-i:]) {
+			return p[:len(p)-i]
+		}
+		break
+	}
+	return p
 }
 
 // Query selects records, newest first.
@@ -114,6 +148,21 @@ type Page struct {
 	Next    string   `json:"next,omitempty"`
 }
 
+// dropCounts counts the records a store dropped to stay within its bounds:
+// older records evicted for a new one, and records too large on their own.
+type dropCounts struct {
+	evicted, tooLarge atomic.Uint64
+}
+
+// storeDrops names a store's drop counts for the metrics ("memory", "redis").
+type storeDrops struct {
+	store  string
+	counts *dropCounts
+}
+
+// dropReporter is a Store that counts what it drops.
+type dropReporter interface{ storeDrops() []storeDrops }
+
 // Store keeps diff records. Implementations are safe for concurrent use and
 // bounded in size.
 type Store interface {
@@ -123,23 +172,52 @@ type Store interface {
 	List(ctx context.Context, q Query) (Page, error)
 }
 
-// Ring is an in-memory Store keeping the newest Size records.
+// ErrRecordTooLarge is returned by a Store's Add for a record larger, on its
+// own, than the store's byte bound; the record is not stored and the store
+// counts it as dropped ("too_large").
+var ErrRecordTooLarge = errors.New("diff record larger than the store's byte bound")
+
+// Defaults of the stores' byte bounds.
+const (
+	// DefaultRingMaxBytes bounds the records a Ring holds, as JSON.
+	DefaultRingMaxBytes = 64 << 20
+	// DefaultStreamMaxBytes bounds the records a StreamStore keeps, as JSON.
+	DefaultStreamMaxBytes = 64 << 20
+)
+
+// Ring is an in-memory Store keeping the newest records within two bounds:
+// a number of records and their total size, each record measured as its
+// JSON encoding. Older records are evicted to make room for a new one; a
+// record larger than the byte bound on its own is refused.
 type Ring struct {
-	mu   sync.Mutex
-	buf  []Record
-	next int // index of the next write
-	full bool
-	seq  uint64
+	mu       sync.Mutex
+	buf      []Record
+	sizes    []int // JSON size of buf[i]
+	head     int   // index of the oldest record
+	n        int   // records held
+	bytes    int64 // sum of sizes held
+	maxBytes int64
+	seq      uint64
+	drops    dropCounts
 }
 
 var _ Store = (*Ring)(nil)
 
-// NewRing returns a ring of size records. size <= 0 means 1000.
-func NewRing(size int) *Ring {
+// NewRing returns a ring of size records holding at most
+// DefaultRingMaxBytes of them. size <= 0 means 1000.
+func NewRing(size int) *Ring { return NewBoundedRing(size, 0) }
+
+// NewBoundedRing returns a ring of size records holding at most maxBytes of
+// them (as JSON). size <= 0 means 1000; maxBytes <= 0 means
+// DefaultRingMaxBytes.
+func NewBoundedRing(size int, maxBytes int64) *Ring {
 	if size <= 0 {
 		size = 1000
 	}
-	return &Ring{buf: make([]Record, size)}
+	if maxBytes <= 0 {
+		maxBytes = DefaultRingMaxBytes
+	}
+	return &Ring{buf: make([]Record, size), sizes: make([]int, size), maxBytes: maxBytes}
 }
 
 // ringID is "<unix ms>-<sequence>", ordered like a Redis stream id.
@@ -160,40 +238,61 @@ func (r *Ring) Add(_ context.Context, rec *Record) error {
 	defer r.mu.Unlock()
 	r.seq++
 	rec.ID = ringID(rec.Time, r.seq)
-	r.putLocked(*rec)
-	return nil
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode diff record: %w", err)
+	}
+	return r.putLocked(*rec, len(data))
 }
 
-// load inserts a record that already has an id (JSONL replay).
-func (r *Ring) load(rec Record) {
+// load inserts a record that already has an id (JSONL replay); size is the
+// length of its line.
+func (r *Ring) load(rec Record, size int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := idSeq(rec.ID); ok && s > r.seq {
 		r.seq = s
 	}
-	r.putLocked(rec)
+	_ = r.putLocked(rec, size) // a record too large is counted and skipped
 }
 
-func (r *Ring) putLocked(rec Record) {
-	r.buf[r.next] = rec
-	r.next++
-	if r.next == len(r.buf) {
-		r.next, r.full = 0, true
+func (r *Ring) putLocked(rec Record, size int) error {
+	if int64(size) > r.maxBytes {
+		r.drops.tooLarge.Add(1)
+		return ErrRecordTooLarge
 	}
+	for r.n == len(r.buf) || r.bytes+int64(size) > r.maxBytes {
+		r.bytes -= int64(r.sizes[r.head])
+		r.buf[r.head], r.sizes[r.head] = Record{}, 0
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
+		r.drops.evicted.Add(1)
+	}
+	i := (r.head + r.n) % len(r.buf)
+	r.buf[i], r.sizes[i] = rec, size
+	r.n++
+	r.bytes += int64(size)
+	return nil
+}
+
+// Bytes returns the JSON size of the records the ring holds.
+func (r *Ring) Bytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
 }
 
 // each calls f on records newest first until f returns false.
 func (r *Ring) eachLocked(f func(*Record) bool) {
-	n := r.next
-	if r.full {
-		n = len(r.buf)
-	}
-	for i := range n {
-		idx := (r.next - 1 - i + len(r.buf)) % len(r.buf)
-		if !f(&r.buf[idx]) {
+	for i := r.n - 1; i >= 0; i-- {
+		if !f(&r.buf[(r.head+i)%len(r.buf)]) {
 			return
 		}
 	}
+}
+
+func (r *Ring) storeDrops() []storeDrops {
+	return []storeDrops{{store: "memory", counts: &r.drops}}
 }
 
 // Get implements Store.
@@ -255,6 +354,16 @@ type MultiStore struct {
 }
 
 var _ Store = MultiStore{}
+
+func (s MultiStore) storeDrops() []storeDrops {
+	var out []storeDrops
+	for _, st := range append([]Store{s.Primary}, s.Also...) {
+		if d, ok := st.(dropReporter); ok {
+			out = append(out, d.storeDrops()...)
+		}
+	}
+	return out
+}
 
 // Add implements Store; it returns every failure joined, Primary's first.
 func (s MultiStore) Add(ctx context.Context, r *Record) error {

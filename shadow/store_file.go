@@ -34,12 +34,20 @@ var _ Store = (*FileStore)(nil)
 
 // OpenFileStore opens path for appending, or, when it does not exist yet,
 // checks that its directory does (the file is created with the first
-// record). ringSize <= 0 means 1000; maxBytes <= 0 means 64 MiB.
+// record), with NewRing(ringSize) answering queries. maxBytes is the file's
+// rotation size; maxBytes <= 0 means 64 MiB.
 func OpenFileStore(path string, ringSize int, maxBytes int64) (*FileStore, error) {
+	return OpenFileStoreRing(path, NewRing(ringSize), maxBytes)
+}
+
+// OpenFileStoreRing is OpenFileStore with a ring of the caller's (bounded
+// as it likes, NewBoundedRing); ring must be empty and not used elsewhere.
+// A record the ring refuses as too large is not written to the file either.
+func OpenFileStoreRing(path string, ring *Ring, maxBytes int64) (*FileStore, error) {
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
 	}
-	s := &FileStore{Ring: NewRing(ringSize), path: path, maxBytes: maxBytes}
+	s := &FileStore{Ring: ring, path: path, maxBytes: maxBytes}
 	if err := s.replay(); err != nil {
 		return nil, err
 	}
@@ -92,7 +100,7 @@ func (s *FileStore) replay() error {
 		for sc.Scan() {
 			var r Record
 			if json.Unmarshal(sc.Bytes(), &r) == nil && r.ID != "" {
-				s.Ring.load(r)
+				s.Ring.load(r, len(sc.Bytes()))
 			}
 		}
 	}

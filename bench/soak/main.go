@@ -257,6 +257,7 @@ native:
   bedrock_max_attempts: 2
 override:
   enabled: true
+  allow_without_token: true
 log:
   access: false
 stickiness: [header:X-User-Id]

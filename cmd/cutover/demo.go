@@ -128,7 +128,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if fleetURL != "" {
 			log = log.With("instance", cfg.Fleet.Instance)
 		}
-		native, closeNative, err := buildNative(ctx, cfg, log)
+		native, closeNative, err := buildNative(ctx, cfg, log, nil)
 		if err != nil {
 			return err
 		}
@@ -197,6 +197,7 @@ native:
   secret_key: demo-secret
 override:
   enabled: true
+  allow_without_token: true # a local demo: curl -H "X-Cutover-Backend: native"
 `, port, adminPort, demoAdminToken, legacyURL, redisURL, stubURL) +
 		testenv.RoutesYAML(func(string) []string { return []string{fmt.Sprintf("native_percent: %g", share)} })
 }

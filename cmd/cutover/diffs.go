@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/shadow"
 )
 
@@ -29,13 +30,13 @@ func init() {
 // the isolated Redis (shadow.isolated_redis_url); the proxy runs it in
 // dry-run. Without an isolated Redis it returns nil (such writes are then not
 // shadowed to native).
-func buildIsolatedNative(ctx context.Context, cfg *config.Config, log *slog.Logger) (http.Handler, func(), error) {
+func buildIsolatedNative(ctx context.Context, cfg *config.Config, log *slog.Logger, tr *tracing.Tracer) (http.Handler, func(), error) {
 	if cfg.Shadow.IsolatedRedisURL == "" {
 		return nil, func() {}, nil
 	}
 	iso := cfg.Clone()
 	iso.Native.RedisURL = cfg.Shadow.IsolatedRedisURL
-	app, closeFn, err := buildNative(ctx, iso, log.With("shadow", "isolated"))
+	app, closeFn, err := buildNative(ctx, iso, log.With("shadow", "isolated"), tr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("isolated native app: %w", err)
 	}
@@ -289,10 +290,10 @@ func responseLines(r shadow.RecordResponse) []string {
 		}
 	}
 	lines = append(lines, "")
-	body := r.Body.Bytes()
-	if r.Body.Base64 != "" {
-		return append(lines, fmt.Sprintf("(binary body, %d bytes)", len(body)))
+	if bin := r.Body.Binary; bin != nil {
+		return append(lines, fmt.Sprintf("(binary body not stored: %d bytes, sha256 %s)", bin.Size, bin.SHA256))
 	}
+	body := r.Body.Bytes()
 	if shadow.IsEventStream(r.Header) {
 		for i, ev := range shadow.ParseEvents(body) {
 			lines = append(lines, fmt.Sprintf("[%d] event: %s", i, ev.Name))

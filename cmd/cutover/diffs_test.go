@@ -163,33 +163,25 @@ admin: {addr: %s, token: diffs-secret}
 shutdown: {drain_delay: 1ms, timeout: 5s}
 legacy: {url: %s}
 native:
+  secret_key: diffs-test-secret
   aws_region: us-east-1
   bedrock_endpoint_url: http://127.0.0.1:1
-  redis_url: redis://127.0.0.1:1/0
+  redis_url: %s
 shadow:
   isolated_legacy_url: http://127.0.0.1:2
-  isolated_redis_url: redis://127.0.0.1:3/0
+  isolated_redis_url: %s
   store: {jsonl_path: %s, redis_url: %s}
 routes:
   - name: models
     path: /models
     shadow: {rate_percent: 100, compare: json}
-`, traffic, admin, legacy.URL, filepath.Join(dir, "diffs.jsonl"), rs.URL())
+`, traffic, admin, legacy.URL, testenv.StartRedis(t).URL(), testenv.StartRedis(t).URL(), filepath.Join(dir, "diffs.jsonl"), rs.URL())
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
-	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"serve", "-config", path}, out, out) }()
-	defer func() {
-		cancel()
-		if c := <-code; c != 0 {
-			t.Errorf("serve exited %d:\n%s", c, out)
-		}
-	}()
+	out := serveUntilEnd(t, path)
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -214,7 +206,7 @@ routes:
 	adminURL := "http://" + admin
 	var table string
 	for {
-		table, _ = runDiffs(t, "-admin", adminURL, "summary")
+		table, _ = runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "summary")
 		if regexp.MustCompile(`models\s+1\s+0\s+0\s+1\s`).MatchString(table) {
 			break
 		}
@@ -223,12 +215,18 @@ routes:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	list, code1 := runDiffs(t, "-admin", adminURL, "list", "-route", "models")
+	list, code1 := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "list", "-route", "models")
 	id := regexp.MustCompile(`(?m)^(\d+-\d+)\s`).FindStringSubmatch(list)
 	if code1 != 0 || id == nil {
 		t.Fatalf("list:\n%s", list)
 	}
-	show, code2 := runDiffs(t, "-admin", adminURL, "show", id[1])
+	// Diff records hold chat text: reading them needs the token.
+	for _, args := range [][]string{{"list"}, {"show", id[1]}, {"summary"}} {
+		if out, code := runDiffs(t, append([]string{"-admin", adminURL, "-token", ""}, args...)...); code == 0 || !strings.Contains(out, "missing or wrong bearer token") {
+			t.Errorf("diffs %s without the token (%d):\n%s", args[0], code, out)
+		}
+	}
+	show, code2 := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "show", id[1])
 	if code2 != 0 || !strings.Contains(show, `-  "default": "legacy-model",`) || !strings.Contains(show, `+  "default": "anthropic.claude-3-5-sonnet-20240620-v1:0",`) {
 		t.Errorf("show:\n%s", show)
 	}
@@ -241,7 +239,7 @@ routes:
 	if out, code := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "reset"); code != 0 || out != "fleet summary reset (redis hash cutover:diffs:summary deleted)\n" {
 		t.Errorf("reset (%d):\n%s", code, out)
 	}
-	if table, _ := runDiffs(t, "-admin", adminURL, "summary"); !strings.HasPrefix(table, "scope: fleet (") || !strings.Contains(table, "(no shadowed requests yet)") {
+	if table, _ := runDiffs(t, "-admin", adminURL, "-token", "diffs-secret", "summary"); !strings.HasPrefix(table, "scope: fleet (") || !strings.Contains(table, "(no shadowed requests yet)") {
 		t.Errorf("summary after reset:\n%s", table)
 	}
 }

@@ -86,6 +86,7 @@ shutdown:
 legacy:
   url: %s
 native:
+  secret_key: fleet-test-secret
   aws_region: us-east-1
   bedrock_endpoint_url: http://127.0.0.1:1
   redis_url: redis://127.0.0.1:1/0
@@ -408,9 +409,12 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 	if err := os.WriteFile(a.config, []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// u and v tell 35 % from the share before, whichever it was: u is
+	// legacy at 35 % and native at 40 %; v is native at 35 % and legacy
+	// at any share up to its bucket (the share before, when it was below).
+	u := userBetween(t, 3500, 4000)
+	v := userBetween(t, min(storeShare, 3000), 3500)
 	eventuallyFleet(t, "every instance routes by the file's 35 %", func() bool {
-		u := userBetween(t, 3500, 4000) // legacy at 35 %, native at 40 %
-		v := userBetween(t, 0, 3000)    // native at 30 % or more
 		for _, p := range all {
 			if p.served(t, c, "/health", u) != "legacy" || p.served(t, c, "/health", v) != "native" {
 				return false
@@ -440,6 +444,7 @@ func TestFleetOfThreeProcesses(t *testing.T) {
 	e.start(t, bin)
 	eventuallyFleet(t, "e's admin API answers, not ready", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+e.admin+"/admin/fleet", nil)
+		req.Header.Set("Authorization", "Bearer "+fleetToken)
 		resp, err := c.Do(req)
 		if err != nil {
 			return false

@@ -63,6 +63,7 @@ shutdown:
 legacy:
   url: %s
 native:
+  secret_key: main-test-secret
   aws_region: us-east-1
   bedrock_endpoint_url: http://127.0.0.1:1
   redis_url: redis://127.0.0.1:1/0

@@ -2,31 +2,38 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/handlers"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/proxy"
 )
 
 // buildNative builds the native handlers from cfg.Native: one Bedrock client
-// and one Redis client for the process. The returned func closes them.
+// and one Redis client for the process. The returned func closes them. With
+// tr (nil: tracing off), each Bedrock attempt and Redis command is a span.
 //
-// The legacy app's test hooks apply here too, off unless set:
-// CUTOVER_TEST_CLOCK=<unix seconds> freezes the clock, CUTOVER_TEST_IDS=1
-// derives new conversation ids from the request body.
-func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger) (proxy.NativeApp, func(), error) {
+// The legacy app's test hooks (CUTOVER_TEST_CLOCK, CUTOVER_TEST_IDS) are
+// never read here: a process serving users must not freeze its clock or
+// derive conversation ids from request bodies because of a stray variable.
+// Tests that need them build handlers.App with handlers.FixedClock and
+// handlers.HashedID.
+func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger, tr *tracing.Tracer) (proxy.NativeApp, func(), error) {
 	n := cfg.Native
-	br, err := handlers.NewBedrockClient(ctx, handlers.BedrockOptions{
+	bo := handlers.BedrockOptions{
 		Region: n.AWSRegion, EndpointURL: n.BedrockEndpointURL, Timeout: n.BedrockTimeout, MaxAttempts: n.BedrockMaxAttempts,
 		MaxIdleConns: n.BedrockMaxIdleConns,
-	})
+	}
+	if tr != nil {
+		bo.WrapTransport = tr.BedrockTransport
+	}
+	br, err := handlers.NewBedrockClient(ctx, bo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("native handlers: %w", err)
 	}
@@ -34,24 +41,29 @@ func buildNative(ctx context.Context, cfg *config.Config, log *slog.Logger) (pro
 	if err != nil {
 		return nil, nil, fmt.Errorf("native handlers: %w", err)
 	}
-	deps := handlers.Deps{Bedrock: br, Store: rc, Logger: log}
-	if v := os.Getenv("CUTOVER_TEST_CLOCK"); v != "" {
-		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			rc.Close()
-			return nil, nil, fmt.Errorf("CUTOVER_TEST_CLOCK %q: %w", v, err)
-		}
-		deps.Now = handlers.FixedClock(secs)
+	if h := tr.RedisHook(); h != nil {
+		rc.AddHook(h)
 	}
-	if os.Getenv("CUTOVER_TEST_IDS") == "1" {
-		deps.NewID = handlers.HashedID
-	}
-	app, err := handlers.New(handlerConfig(n), deps)
+	app, err := handlers.New(handlerConfig(n), handlers.Deps{Bedrock: br, Store: rc, Logger: log})
 	if err != nil {
 		rc.Close()
 		return nil, nil, err
 	}
 	return app, func() { _ = rc.Close() }, nil
+}
+
+// errNoSecretKey refuses to serve with no native.secret_key, or with the
+// legacy app's public development key: anyone could forge session cookies
+// and so read or continue anyone's conversation.
+var errNoSecretKey = errors.New("native.secret_key is required: set it (or CUTOVER_NATIVE_SECRET_KEY) to the legacy app's SECRET_KEY; " +
+	"the built-in development key is public and lets anyone forge sessions")
+
+// requireSecretKey is errNoSecretKey when cfg has no usable session secret.
+func requireSecretKey(cfg *config.Config) error {
+	if k := cfg.Native.SecretKey; k == "" || k == handlers.DevSecretKey {
+		return errNoSecretKey
+	}
+	return nil
 }
 
 func handlerConfig(n config.Native) handlers.Config {

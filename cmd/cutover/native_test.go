@@ -172,11 +172,13 @@ shutdown:
 legacy:
   url: %s
 native:
+  secret_key: native-test-secret
   bedrock_endpoint_url: http://127.0.0.1:1
   redis_url: redis://127.0.0.1:1/0
   %s
 override:
   enabled: true
+  allow_without_token: true
 routes:
   - name: health
     path: /health

@@ -11,10 +11,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/tracing"
 	"github.com/cutover/cutover/proxy"
 )
 
@@ -38,19 +40,39 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := requireSecretKey(cfg); err != nil {
+		return err
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = checkIsolation(ictx, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("shadow targets are not proven isolated from production, refusing to start: %w", err)
+	}
 	log, lw := newBufferedLogger(stdout, cfg.Log.Level)
 	defer lw.Close()
-	native, closeNative, err := buildNative(ctx, cfg, log)
+	tr, err := tracing.New(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer func() { // last: the spans of the drain are exported too
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("tracing: spans not exported at exit", "error", err)
+		}
+	}()
+	native, closeNative, err := buildNative(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
 	defer closeNative()
-	iso, closeIso, err := buildIsolatedNative(ctx, cfg, log)
+	iso, closeIso, err := buildIsolatedNative(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
 	defer closeIso()
-	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}, Version: version})
+	srv, err := proxy.New(cfg, proxy.Options{Native: native, Logger: log, Shadow: proxy.ShadowOptions{IsolatedNative: iso}, Version: version, Tracer: tr})
 	if err != nil {
 		return err
 	}

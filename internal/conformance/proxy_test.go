@@ -56,6 +56,7 @@ listen:
   served_by_header: ` + servedBy + `
 override:
   enabled: true
+  allow_without_token: true
   header: ` + overrideName + `
 shutdown:
   drain_delay: 1ms
