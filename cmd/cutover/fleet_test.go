@@ -192,10 +192,16 @@ func (p *fleetProc) cli(args ...string) (code int, stdout, stderr string) {
 
 func eventuallyFleet(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(fleetBound)
+	eventuallyBound(t, fleetBound, what, cond)
+}
+
+// eventuallyBound polls cond until it holds, failing the test after bound.
+func eventuallyBound(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", fleetBound, what)
+			t.Fatalf("not within %s: %s", bound, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

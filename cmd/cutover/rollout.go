@@ -29,20 +29,11 @@ plan flags (each overrides the route's rollout: block or the default):
 env: CUTOVER_ADMIN_URL (default http://127.0.0.1:9090), CUTOVER_ADMIN_TOKEN`
 
 func rolloutCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rollout", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, rolloutUsage) }
-	client := adminFlags(fs)
-	reason := fs.String("reason", "", "why, recorded in the audit log")
-	if err := fs.Parse(args); err != nil {
+	c, reason, rest, err := adminCommand("rollout", rolloutUsage, args, 2, stderr)
+	if err != nil {
 		return err
 	}
-	rest := fs.Args()
-	if len(rest) < 2 {
-		fs.Usage()
-		return errUsage
-	}
-	c := client()
+	usage := func() { fmt.Fprintln(stderr, rolloutUsage) }
 	verb, route := rest[0], rest[1]
 	path := "/admin/routes/" + url.PathEscape(route) + "/rollout"
 	var out proxy.RolloutStatus
@@ -52,8 +43,8 @@ func rolloutCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		if *reason != "" {
-			body["reason"] = *reason
+		if reason != "" {
+			body["reason"] = reason
 		}
 		if err := c.do(ctx, http.MethodPost, path, body, &out); err != nil {
 			return err
@@ -78,14 +69,14 @@ func rolloutCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	case "pause", "resume", "promote", "abort":
 		if len(rest) != 2 {
-			fs.Usage()
+			usage()
 			return errUsage
 		}
-		if err := c.do(ctx, http.MethodPost, path+"/"+verb, proxy.RolloutActionRequest{Reason: *reason}, &out); err != nil {
+		if err := c.do(ctx, http.MethodPost, path+"/"+verb, proxy.RolloutActionRequest{Reason: reason}, &out); err != nil {
 			return err
 		}
 	default:
-		fs.Usage()
+		usage()
 		return errUsage
 	}
 	return printRollout(stdout, out)

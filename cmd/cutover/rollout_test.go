@@ -503,17 +503,6 @@ func TestRolloutProcesses(t *testing.T) {
 	})
 }
 
-func eventuallyBound(t *testing.T, bound time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", bound, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // metric scrapes one unlabelled metric of p's admin /metrics.
 func metric(t *testing.T, c *http.Client, p *fleetProc, name string) float64 {
 	t.Helper()
