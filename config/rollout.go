@@ -1,11 +1,8 @@
 package config
 
 import (
-	"fmt"
 	"net/url"
 	"time"
-
-	"github.com/cutover/cutover/internal/rollout"
 )
 
 // Rollouts are the rollout driver's process-wide settings (`rollout:`);
@@ -44,7 +41,8 @@ type Webhook struct {
 
 // RoutePlan is a route's rollout plan (`routes[].rollout`), the defaults
 // of `cutover rollout start ROUTE`; see internal/rollout.Plan for each
-// field's default.
+// field's default. The proxy checks it (Check, and every config it
+// applies), since its rules are the rollout package's.
 type RoutePlan struct {
 	// Steps are "shadow" (first only) then growing percentages ending at 100.
 	Steps       []string      `mapstructure:"steps" json:"steps,omitempty"`
@@ -62,22 +60,6 @@ type RolloutGates struct {
 	P99Floor         time.Duration `mapstructure:"p99_floor" json:"p99_floor,omitempty"`
 	MaxMismatchRate  float64       `mapstructure:"max_mismatch_rate" json:"max_mismatch_rate,omitempty"`
 	AllowBreakerTrip bool          `mapstructure:"allow_breaker_trip" json:"allow_breaker_trip,omitempty"`
-}
-
-// Plan is the route's plan with the rollout package's defaults applied.
-func (p RoutePlan) Plan() (rollout.Plan, error) {
-	out := rollout.Plan{Interval: rollout.Duration(p.Interval), MinRequests: p.MinRequests, MaxHold: rollout.Duration(p.MaxHold),
-		Gates: rollout.Gates{MaxErrorRate: p.Gates.MaxErrorRate, MaxErrorExcess: p.Gates.MaxErrorExcess, MaxP99Ratio: p.Gates.MaxP99Ratio,
-			P99Floor: rollout.Duration(p.Gates.P99Floor), MaxMismatchRate: p.Gates.MaxMismatchRate, AllowBreakerTrip: p.Gates.AllowBreakerTrip}}
-	for _, s := range p.Steps {
-		st, err := rollout.ParseStep(s)
-		if err != nil {
-			return rollout.Plan{}, err
-		}
-		out.Steps = append(out.Steps, st)
-	}
-	out = out.WithDefaults()
-	return out, out.Validate()
 }
 
 func (r *Rollouts) setDefaults() {
@@ -125,15 +107,6 @@ func (c *Config) validateRollouts(add func(string, ...any)) {
 		}
 		if w.Timeout < 0 {
 			add("rollout: webhooks[%d]: timeout %s is negative", i, w.Timeout)
-		}
-	}
-	for i := range c.Routes {
-		rt := &c.Routes[i]
-		if rt.Rollout == nil {
-			continue
-		}
-		if _, err := rt.Rollout.Plan(); err != nil {
-			add("route %q: rollout: %s", rt.Name, fmt.Sprint(err))
 		}
 	}
 }

@@ -535,7 +535,7 @@ func (x *rollouts) start(c echo.Context, a *Admin) error {
 	}
 	var plan rollout.Plan
 	if rc.Rollout != nil {
-		p, err := rc.Rollout.Plan()
+		p, err := routePlan(rc.Rollout)
 		if err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, "route's rollout plan: "+err.Error())
 		}
@@ -617,4 +617,26 @@ func (x *rollouts) act(c echo.Context, a *Admin) error {
 		return echo.NewHTTPError(rolloutStatus(err), err.Error())
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// routePlan is a route's `rollout:` block as a plan, the rollout package's
+// defaults applied and validated.
+func routePlan(p *config.RoutePlan) (rollout.Plan, error) {
+	out := rollout.Plan{Interval: rollout.Duration(p.Interval), MinRequests: p.MinRequests, MaxHold: rollout.Duration(p.MaxHold),
+		Gates: rollout.Gates{MaxErrorRate: p.Gates.MaxErrorRate, MaxErrorExcess: p.Gates.MaxErrorExcess, MaxP99Ratio: p.Gates.MaxP99Ratio,
+			P99Floor: rollout.Duration(p.Gates.P99Floor), MaxMismatchRate: p.Gates.MaxMismatchRate, AllowBreakerTrip: p.Gates.AllowBreakerTrip}}
+	var errs []error
+	for _, s := range p.Steps {
+		st, err := rollout.ParseStep(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.Steps = append(out.Steps, st)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return rollout.Plan{}, err
+	}
+	out = out.WithDefaults()
+	return out, out.Validate()
 }

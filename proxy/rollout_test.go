@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/rollout"
 )
 
@@ -53,4 +56,37 @@ func equalInts(a, b []int64) bool {
 		}
 	}
 	return true
+}
+
+// A route's rollout: block is checked with the rollout package's rules
+// when a config is applied (start, reload, check-config).
+func TestRoutePlanChecked(t *testing.T) {
+	p, err := routePlan(&config.RoutePlan{Steps: []string{"shadow", "1", "5.5", "100"}, Interval: 30 * time.Second, MinRequests: 20,
+		Gates: config.RolloutGates{MaxP99Ratio: 1.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Steps) != 4 || !p.Steps[0].Shadow || p.Steps[2].Share != 550 || time.Duration(p.Interval) != 30*time.Second ||
+		p.MinRequests != 20 || p.Gates.MaxP99Ratio != 1.5 || p.Gates.MaxErrorRate != 0.05 {
+		t.Errorf("plan %+v", p)
+	}
+	cfg, err := config.Parse([]byte(`routes:
+  - name: chat
+    path: /chat
+    rollout: {steps: [5, shadow, ten, 50]}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Check(cfg, []string{"chat"})
+	if err == nil || !strings.Contains(err.Error(), `route "chat": rollout: step "ten" is neither`) {
+		t.Errorf("Check = %v", err)
+	}
+	cfg, _ = config.Parse([]byte("routes:\n  - name: chat\n    path: /chat\n    rollout: {steps: [5, shadow, 50]}\n"), nil)
+	err = Check(cfg, []string{"chat"})
+	for _, want := range []string{"steps[1]: shadow must be the first step", "the last step is 50%, not 100%"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check = %v, want %q", err, want)
+		}
+	}
 }

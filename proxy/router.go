@@ -245,6 +245,11 @@ func compile(cfg *config.Config, native map[string]bool, m *Metrics) (*snapshot,
 			errs = append(errs, fmt.Errorf("route %q: native share %v%% but no native handler is registered for it; its share must be 0",
 				rc.Name, config.BPToPercent(r.share)))
 		}
+		if rc.Rollout != nil {
+			if _, err := routePlan(rc.Rollout); err != nil {
+				errs = append(errs, fmt.Errorf("route %q: rollout: %w", rc.Name, err))
+			}
+		}
 		if m != nil {
 			r.m = m.route(rc.Name)
 		}
