@@ -61,6 +61,8 @@ type Config struct {
 	// Fleet connects the instances behind one load balancer through a Redis
 	// store that holds their shares. Zero means a single instance.
 	Fleet Fleet `mapstructure:"fleet" json:"fleet"`
+	// Rollout holds the rollout driver's settings (docs/rollout.md).
+	Rollout Rollouts `mapstructure:"rollout" json:"rollout"`
 
 	// file is the path the config was loaded from ("" when none).
 	file string
@@ -297,6 +299,9 @@ type Route struct {
 	Breaker Breaker `mapstructure:"breaker" json:"breaker"`
 	// Shadow configures shadowing of this route.
 	Shadow RouteShadow `mapstructure:"shadow" json:"shadow"`
+	// Rollout is the route's rollout plan, the defaults of a rollout
+	// started on it (docs/rollout.md). Nil means the rollout package's.
+	Rollout *RoutePlan `mapstructure:"rollout" json:"rollout,omitempty"`
 
 	// Share is the effective native share in basis points, resolved from
 	// NativePercent or NativeBP by Load.

@@ -258,6 +258,7 @@ func (c *Config) resolve() error {
 	c.validateShadowGlobal(add)
 	c.validateLegacyBreaker(add)
 	c.validateFleet(add)
+	c.validateRollouts(add)
 	return errors.Join(errs...)
 }
 
@@ -351,6 +352,7 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.Log.Level, "info")
 	c.Fleet.setDefaults(c.Listen.Addr)
+	c.Rollout.setDefaults()
 	c.LegacyBreaker.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -729,12 +731,18 @@ func (c *Config) Clone() *Config {
 		r.Shadow.Ignore = append([]string(nil), r.Shadow.Ignore...)
 		r.Shadow.Normalize = append([]Normalize(nil), r.Shadow.Normalize...)
 		r.Shadow.Headers = append([]string(nil), r.Shadow.Headers...)
+		if r.Rollout != nil {
+			p := *r.Rollout
+			p.Steps = append([]string(nil), p.Steps...)
+			r.Rollout = &p
+		}
 		n.Routes[i] = r
 	}
 	n.Shadow.Redact = append([]string(nil), c.Shadow.Redact...)
 	n.Shadow.RedactFields = append([]string(nil), c.Shadow.RedactFields...)
 	n.Shadow.RedactPatterns = append([]string(nil), c.Shadow.RedactPatterns...)
 	n.LegacyBreaker.FailureStatuses = append([]int(nil), c.LegacyBreaker.FailureStatuses...)
+	n.Rollout.Webhooks = append([]Webhook(nil), c.Rollout.Webhooks...)
 	return &n
 }
 

@@ -190,6 +190,13 @@ func (rt *Router) setFleetShares(shares map[string]int, actor Actor, at *uint64,
 		bp := shares[name]
 		ch.Edits[name] = fleet.Edit{Share: &bp}
 	}
+	// In the same change: a rollout of a route changed by hand pauses.
+	interrupted, reportInterrupts := rt.rollouts.interruptEdits(rt.fleet.Current(), shares, actor)
+	for name, blob := range interrupted {
+		e := ch.Edits[name]
+		e.Rollout = blob
+		ch.Edits[name] = e
+	}
 	var snap *fleet.Snapshot
 	if latest {
 		snap, err = rt.fleet.ApplyLatest(context.Background(), ch)
@@ -199,6 +206,7 @@ func (rt *Router) setFleetShares(shares map[string]int, actor Actor, at *uint64,
 	if err != nil {
 		return ChangeResult{}, err
 	}
+	reportInterrupts()
 	res.Generation = snap.Generation()
 	for _, c := range res.Changes {
 		rt.metrics.changes.WithLabelValues(c.Route, actor.Action).Inc()

@@ -90,6 +90,10 @@ type Router struct {
 	// by mu.
 	fromFile map[string]int
 	unsaved  map[string]unsavedShare
+
+	// rollouts, when not nil, are told of share changes made outside them
+	// (rollout.go); set before serving, never changed.
+	rollouts *rollouts
 }
 
 // snapshot is the compiled config in force.
@@ -240,6 +244,11 @@ func compile(cfg *config.Config, native map[string]bool, m *Metrics) (*snapshot,
 		if r.share > 0 && !r.native {
 			errs = append(errs, fmt.Errorf("route %q: native share %v%% but no native handler is registered for it; its share must be 0",
 				rc.Name, config.BPToPercent(r.share)))
+		}
+		if rc.Rollout != nil {
+			if _, err := routePlan(rc.Rollout); err != nil {
+				errs = append(errs, fmt.Errorf("route %q: rollout: %w", rc.Name, err))
+			}
 		}
 		if m != nil {
 			r.m = m.route(rc.Name)

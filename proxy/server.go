@@ -67,6 +67,7 @@ type Server struct {
 	transport *http.Transport // to legacy
 	shadow    *shadowing
 	fleet     *fleet.Store // nil without fleet.redis_url
+	rollouts  *rollouts    // rollout.go
 }
 
 // New builds a Server for cfg (validated by config.Load): the request
@@ -98,6 +99,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.newRollouts(cfg)
 
 	s.traffic = echo.New()
 	s.traffic.HideBanner, s.traffic.HidePort = true, true
@@ -295,6 +297,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	defer cancelFleet()
+	// The rollouts stop with Run too, before the fleet link (deferred
+	// after it, so run first): the driver releases its lease.
+	stopRollouts, cancelRollouts := context.WithCancel(context.Background())
+	rolloutsDone := make(chan struct{})
+	go func() { defer close(rolloutsDone); s.rollouts.run(stopRollouts) }()
+	defer func() { cancelRollouts(); <-rolloutsDone }()
 	g.Go(func() error {
 		delay := s.cfg.Shutdown.DrainDelay
 		select {

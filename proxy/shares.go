@@ -55,10 +55,21 @@ type Actor struct {
 // fleet.go): it fails with fleet.ErrConflict when the fleet's state moved
 // on since this instance applied it, and fleet.ErrUnavailable when the
 // store cannot be reached; the config file is not written.
+//
+// A change made outside a rollout pauses the route's active rollout (or,
+// for an auto-rollback, marks it rolled back): see rollout.go.
 func (rt *Router) SetShares(shares map[string]int, actor Actor) (ChangeResult, error) {
 	if rt.fleet != nil {
 		return rt.setFleetShares(shares, actor, nil, false)
 	}
+	res, err := rt.setLocalShares(shares, actor)
+	if err == nil {
+		rt.rollouts.localInterrupt(res.Changes, actor)
+	}
+	return res, err
+}
+
+func (rt *Router) setLocalShares(shares map[string]int, actor Actor) (ChangeResult, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	cur := rt.cfg

@@ -51,7 +51,30 @@ func fleetConfig(t *testing.T, name, legacyURL, redisURL string) *fleetProc {
 	t.Helper()
 	p := &fleetProc{name: name, traffic: freeAddr(t), admin: freeAddr(t)}
 	p.config = filepath.Join(t.TempDir(), name+".yaml")
-	yaml := fmt.Sprintf(`listen:
+	yaml := p.configHead(legacyURL) + fmt.Sprintf(`fleet:
+  redis_url: %s
+  instance: %s
+  heartbeat_ttl: 2s
+stickiness: [header:X-User-Id]
+routes:
+  - name: health
+    path: /health
+    native_percent: 0
+  - name: get_conversation
+    path: /conversations/<conversation_id>
+    breaker: {consecutive_failures: 2, auto_rollback: true}
+`, redisURL, name)
+	if err := os.WriteFile(p.config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// configHead is the start of p's config file: its listeners with the
+// test's admin token, a short drain, legacy at legacyURL, and a native app
+// whose Bedrock and Redis are unreachable.
+func (p *fleetProc) configHead(legacyURL string) string {
+	return fmt.Sprintf(`listen:
   addr: %s
   served_by_header: X-Cutover-Served-By
 admin:
@@ -68,23 +91,7 @@ native:
   bedrock_endpoint_url: http://127.0.0.1:1
   redis_url: redis://127.0.0.1:1/0
   redis_pool_timeout: 500ms
-fleet:
-  redis_url: %s
-  instance: %s
-  heartbeat_ttl: 2s
-stickiness: [header:X-User-Id]
-routes:
-  - name: health
-    path: /health
-    native_percent: 0
-  - name: get_conversation
-    path: /conversations/<conversation_id>
-    breaker: {consecutive_failures: 2, auto_rollback: true}
-`, p.traffic, p.admin, fleetToken, legacyURL, redisURL, name)
-	if err := os.WriteFile(p.config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+`, p.traffic, p.admin, fleetToken, legacyURL)
 }
 
 // start runs the process; it is stopped (SIGTERM, then SIGKILL) when the test ends.
@@ -185,10 +192,16 @@ func (p *fleetProc) cli(args ...string) (code int, stdout, stderr string) {
 
 func eventuallyFleet(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(fleetBound)
+	eventuallyBound(t, fleetBound, what, cond)
+}
+
+// eventuallyBound polls cond until it holds, failing the test after bound.
+func eventuallyBound(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", fleetBound, what)
+			t.Fatalf("not within %s: %s", bound, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

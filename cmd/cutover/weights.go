@@ -52,21 +52,32 @@ func adminFlags(fs *flag.FlagSet) func() *adminClient {
 	}
 }
 
-func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("weights", flag.ContinueOnError)
+// adminCommand parses the flags of an admin subcommand that changes things
+// (the admin flags and -reason) and returns the client, the reason and the
+// arguments after the flags, at least min of them (errUsage otherwise, the
+// usage printed).
+func adminCommand(name, usage string, args []string, min int, stderr io.Writer) (*adminClient, string, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, weightsUsage) }
+	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
 	client := adminFlags(fs)
 	reason := fs.String("reason", "", "why, recorded in the audit log")
 	if err := fs.Parse(args); err != nil {
+		return nil, "", nil, err
+	}
+	if fs.NArg() < min {
+		fs.Usage()
+		return nil, "", nil, errUsage
+	}
+	return client(), *reason, fs.Args(), nil
+}
+
+func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, reason, rest, err := adminCommand("weights", weightsUsage, args, 1, stderr)
+	if err != nil {
 		return err
 	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	c := client()
+	usage := func() { fmt.Fprintln(stderr, weightsUsage) }
 	switch {
 	case rest[0] == "get" && len(rest) <= 2:
 		var out struct {
@@ -113,7 +124,7 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			Route  proxy.RouteInfo    `json:"route"`
 			Result proxy.ChangeResult `json:"result"`
 		}
-		body := proxy.ShareRequest{NativeBP: &bp, Reason: *reason}
+		body := proxy.ShareRequest{NativeBP: &bp, Reason: reason}
 		if err := c.do(ctx, http.MethodPut, "/admin/routes/"+url.PathEscape(rest[1]), body, &out); err != nil {
 			return err
 		}
@@ -123,13 +134,13 @@ func weightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var out struct {
 			Result proxy.ChangeResult `json:"result"`
 		}
-		if err := c.do(ctx, http.MethodPost, "/admin/rollback", proxy.RollbackRequest{Reason: *reason}, &out); err != nil {
+		if err := c.do(ctx, http.MethodPost, "/admin/rollback", proxy.RollbackRequest{Reason: reason}, &out); err != nil {
 			return err
 		}
 		report(stdout, out.Result)
 		return nil
 	}
-	fs.Usage()
+	usage()
 	return errUsage
 }
 

@@ -712,3 +712,8 @@ func (s *Store) syncFile(ctx context.Context) error {
 	s.startChecked.Store(true)
 	return nil
 }
+
+// Redis returns the store's client and key prefix, for packages that keep
+// keys of their own beside the state (the rollout's windowed counters); they
+// must use keys under the prefix that the fleet does not use ("rollout:...").
+func (s *Store) Redis() (*redis.Client, string) { return s.rdb, s.opt.KeyPrefix }
