@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -160,21 +159,4 @@ func (r *Receiver) Rejected() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.bad...)
-}
-
-// WaitFor waits until ok holds for the spans received, up to bound, and
-// returns them; it fails the test when the bound passes.
-func (r *Receiver) WaitFor(t testing.TB, bound time.Duration, ok func([]Span) bool) []Span {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		spans := r.Spans()
-		if ok(spans) {
-			return spans
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("otlptest: spans not as expected within %v; received %d: %+v (rejected: %v)", bound, len(spans), spans, r.Rejected())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
