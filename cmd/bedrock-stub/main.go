@@ -67,9 +67,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // serve announces ln on stdout, serves stub on it until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, ln net.Listener, stub *bedrockstub.Server, stdout io.Writer) error {
 	srv := &http.Server{Handler: stub, ReadHeaderTimeout: 10 * time.Second}
+	// ln already accepts connections (the kernel queues them), so announce
+	// before serving: anyone answered has been told the address first.
+	fmt.Fprintf(stdout, "bedrock-stub listening on %s\n", ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "bedrock-stub listening on %s\n", ln.Addr())
 
 	select {
 	case err := <-serveErr:
