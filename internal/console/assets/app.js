@@ -668,7 +668,11 @@ const fmtNum = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 || v === Math
 // line, and the threshold dashed.
 function lineChart(pts, n, gate) {
   const W = 260, H = 70, P = 6;
-  const ns = 'http://www.w3.org/2000/svg';
+  // The HTML parser puts <svg> in the SVG namespace: its children are
+  // created in the same one (a constant string, never API data).
+  const t = document.createElement('template');
+  t.innerHTML = '<svg></svg>';
+  const ns = t.content.firstChild.namespaceURI;
   const svg = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v)); return e; };
   const top = Math.max(...pts.map((p) => Math.max(p.value, p.threshold)), 1e-9) * 1.15;
   const x = (i) => (n <= 1 ? W / 2 : P + (i * (W - 2 * P)) / (n - 1));
