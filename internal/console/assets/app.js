@@ -283,7 +283,7 @@ function ask({ title, body, confirm, danger, onConfirm }) {
 
 // ---------- pages ----------
 
-const pages = { overview: overviewPage, diffs: diffsPage, diff: diffPage, audit: auditPage };
+const pages = { overview: overviewPage, diffs: diffsPage, diff: diffPage, audit: auditPage, rollout: rolloutPage };
 
 function route() {
   if (!S.token) { showLogin(); return; }
@@ -293,12 +293,13 @@ function route() {
   let name = parts[0] || 'overview';
   let arg = '';
   if (name === 'diffs' && parts[1]) { name = 'diff'; arg = decodeURIComponent(parts.slice(1).join('/')); }
+  if (name === 'rollout') { if (parts[1]) arg = decodeURIComponent(parts[1]); else name = 'overview'; }
   if (!pages[name]) name = 'overview';
   S.view = name;
   S.refresh = null;
   show($('#toast'), false);
   for (const a of document.querySelectorAll('[data-nav]')) {
-    if (a.dataset.nav === (name === 'diff' ? 'diffs' : name)) a.setAttribute('aria-current', 'page');
+    if (a.dataset.nav === ({ diff: 'diffs', rollout: 'overview' }[name] || name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   const main = $('#main');
@@ -362,8 +363,10 @@ async function loadFleet() {
   S.fleet = r;
 }
 
-// loadRollouts reads each route's rollout; a listener without the rollout
-// API (404 everywhere) hides the column for the rest of the session.
+// loadRollouts reads each route's rollout (GET /admin/routes/{name}/rollout,
+// proxy.RolloutStatus; 404 "no rollout for this route" when it has none). A
+// listener without the rollout API (a bare 404 everywhere) hides the column
+// for the rest of the session.
 async function loadRollouts() {
   if (S.rollouts === false) return;
   const found = {};
@@ -371,6 +374,7 @@ async function loadRollouts() {
   await Promise.all(S.routes.map(async (rt) => {
     const r = await api('GET', '/admin/routes/' + encodeURIComponent(rt.name) + '/rollout');
     if (r.ok) { found[rt.name] = r.data; any = true; }
+    else if (r.status === 404 && /no rollout/.test(r.error)) any = true;
   }));
   S.rollouts = any ? found : (S.rollouts ? {} : false);
 }
@@ -473,7 +477,7 @@ function renderRoutes(box) {
       el('td', {}, sum ? el('a', { href: '#/diffs?route=' + encodeURIComponent(r.name) + '&class=semantic' },
         String(sum.semantic) + ' of ' + sum.compared) : '–'),
     ];
-    if (hasRollouts) cells.push(el('td', {}, rolloutCell(r.name, S.rollouts[r.name])));
+    if (hasRollouts) cells.push(el('td', {}, rolloutCell(r, S.rollouts[r.name])));
     cells.push(el('td', {}, el('button', {
       type: 'button', 'data-key': 'share-' + r.name, disabled: !r.native_handler,
       title: r.native_handler ? '' : 'no native handler: only 0 % is possible',
@@ -491,33 +495,202 @@ function renderRoutes(box) {
       'Diff counts: ' + (S.summary.scope === 'fleet' ? 'the fleet\'s, since the last reset.' : 'this instance\'s, since it started.')) : '');
 }
 
-function rolloutCell(name, ro) {
-  if (!ro) return '–';
-  const state = ro.state || ro.status || 'unknown';
-  const step = ro.step ?? ro.current_step;
-  const steps = Array.isArray(ro.steps) ? ro.steps.length : ro.steps;
-  const act = (action, danger) => el('button', {
-    type: 'button', class: danger ? 'danger small' : 'small', 'data-key': 'ro-' + action + '-' + name,
-    'aria-label': action + ' the rollout of ' + name,
-    onclick: () => ask({
-      title: action[0].toUpperCase() + action.slice(1) + ' the rollout of ' + name + '?',
-      body: el('p', {}, 'Current state: ' + state + (step !== undefined ? ', step ' + step + (steps ? ' of ' + steps : '') : '') + '.'),
-      confirm: action[0].toUpperCase() + action.slice(1), danger,
-      onConfirm: async () => {
-        const r = await api('POST', '/admin/routes/' + encodeURIComponent(name) + '/rollout/' + action, {});
-        if (!r.ok) { S.refresh && S.refresh(['routes']); return conflictText(r); }
-        toast('Rollout of ' + name + ': ' + action + ' done.');
-        S.refresh && S.refresh(['routes']);
-        return '';
-      },
-    }),
-  }, action);
-  return el('div', {},
-    el('span', { class: 'state' }, state), step !== undefined ? ' step ' + step + (steps ? '/' + steps : '') : '',
-    ro.why ? el('div', { class: 'muted small', text: ro.why }) : '',
-    el('div', { class: 'buttons' }, act('pause'), act('resume'), act('promote'), act('abort', true)),
-    el('details', {}, el('summary', { class: 'small' }, 'Rollout details'),
-      el('pre', { class: 'body small' }, jsonView(ro, '$', new Set(), 0))));
+// ROLLOUT_DONE are the statuses that wait for a new start.
+const ROLLOUT_DONE = ['completed', 'rolled_back', 'aborted'];
+
+// stepText is a step of a plan as the API gives it: "shadow" or a percentage.
+const stepText = (s) => (s === 'shadow' ? 'shadow' : s + ' %');
+
+// rolloutCell is a route's rollout in the routes table: its status and
+// step, why it stands there, the actions its status allows, and a start
+// when it has none (or its last one ended).
+function rolloutCell(r, ro) {
+  const name = r.name;
+  const parts = [];
+  if (ro) {
+    const steps = ro.steps || [];
+    parts.push(el('span', { class: 'state ro-' + ro.status, text: ro.status.replace('_', ' ') }),
+      ' step ' + (ro.step + 1) + '/' + steps.length + ' (' + stepText(steps[ro.step] ?? '–') + ')',
+      ro.why ? el('div', { class: 'muted small', text: ro.why }) : '',
+      el('div', {}, el('a', { class: 'small', href: '#/rollout/' + encodeURIComponent(name) }, 'Rollout view')));
+  }
+  parts.push(el('div', { class: 'buttons' }, rolloutButtons(r, ro)));
+  return el('div', {}, parts);
+}
+
+// rolloutButtons are the actions a rollout's status allows, each confirmed
+// and sent under the operator's name.
+function rolloutButtons(r, ro) {
+  const name = r.name;
+  if (!ro || ROLLOUT_DONE.includes(ro.status)) {
+    return [el('button', {
+      type: 'button', class: 'small', 'data-key': 'ro-start-' + name, disabled: !r.native_handler,
+      title: r.native_handler ? '' : 'no native handler: nothing to roll out',
+      'aria-label': 'Start a rollout of ' + name, onclick: () => startDialog(r),
+    }, 'Start rollout…')];
+  }
+  const acts = ro.status === 'paused' ? ['resume', 'promote', 'abort'] : ['pause', 'promote', 'abort'];
+  return acts.map((action) => {
+    const danger = action === 'abort';
+    const title = action[0].toUpperCase() + action.slice(1);
+    return el('button', {
+      type: 'button', class: danger ? 'danger small' : 'small', 'data-key': 'ro-' + action + '-' + name,
+      'aria-label': action + ' the rollout of ' + name,
+      onclick: () => ask({
+        title: title + ' the rollout of ' + name + '?',
+        body: el('div', {}, el('p', {}, 'Now ' + ro.status.replace('_', ' ') + ' at step ' + (ro.step + 1) + ' of ' +
+          (ro.steps || []).length + ' (' + stepText((ro.steps || [])[ro.step]) + ', native ' + pct(ro.share_bp) + ').' +
+          (danger ? ' Aborting sets native\'s share to 0.' : '')), rolloutReason()),
+        confirm: title, danger,
+        onConfirm: async () => {
+          const reason = $('#reason-input').value.trim();
+          const res = await api('POST', '/admin/routes/' + encodeURIComponent(name) + '/rollout/' + action, reason ? { reason } : undefined);
+          if (S.refresh) S.refresh(['routes']);
+          if (!res.ok) return conflictText(res);
+          toast('Rollout of ' + name + ': ' + action + ' done (' + res.data.status.replace('_', ' ') + ').');
+          return '';
+        },
+      }),
+    }, title);
+  });
+}
+
+// rolloutReason is the optional why of a rollout action (the rollout API
+// takes it on every instance, fleet or not).
+function rolloutReason() {
+  return [el('label', { for: 'reason-input', class: 'reason-label' }, 'Why (for the audit log, optional)'),
+    el('input', { id: 'reason-input', type: 'text', maxlength: '500' })];
+}
+
+// startDialog confirms and starts a rollout of r with its configured plan
+// (the route's rollout: block, or the defaults).
+function startDialog(r) {
+  ask({
+    title: 'Start a rollout of ' + r.name + '?',
+    body: el('div', {}, el('p', {}, 'The route\'s plan (its rollout: block, or the defaults) moves native\'s share step by step ' +
+      'while its gates pass, and rolls back to 0 % when one fails. Native is now at ' + pct(r.native_bp) + '.'), rolloutReason()),
+    confirm: 'Start rollout',
+    onConfirm: async () => {
+      const reason = $('#reason-input').value.trim();
+      const res = await api('POST', '/admin/routes/' + encodeURIComponent(r.name) + '/rollout', reason ? { reason } : undefined);
+      if (S.refresh) S.refresh(['routes']);
+      if (!res.ok) return conflictText(res);
+      toast('Rollout of ' + r.name + ' started at step ' + stepText(res.data.steps[res.data.step]) + '.');
+      return '';
+    },
+  });
+}
+
+// ----- one rollout -----
+
+// rolloutPage is #/rollout/{route}: the plan's steps with the current one
+// marked, the status and share, why it stands there, each gate's values per
+// evaluation as a small chart against its threshold, and the history.
+function rolloutPage(main, name) {
+  const box = el('section', { id: 'rollout', 'aria-labelledby': 'rollout-title' });
+  main.append(el('p', {}, el('a', { href: '#/overview' }, '← Overview')), box);
+  const load = async () => {
+    const [rs, ro] = await Promise.all([api('GET', '/admin/routes'),
+      api('GET', '/admin/routes/' + encodeURIComponent(name) + '/rollout')]);
+    if (S.view !== 'rollout') return;
+    const r = (rs.ok && (rs.data.routes || []).find((x) => x.name === name)) || { name, native_bp: undefined, native_handler: false };
+    keepFocus(() => renderRollout(box, r, ro));
+  };
+  S.refresh = () => load();
+  load();
+}
+
+function renderRollout(box, r, res) {
+  const parts = [el('h1', { id: 'rollout-title', text: 'Rollout of ' + r.name })];
+  if (!res.ok) {
+    parts.push(el('p', { class: res.status === 404 ? 'muted' : 'error', id: 'rollout-none' },
+      res.status === 404 ? 'No rollout: ' + res.error + '.' : 'Rollout: ' + res.error),
+    el('div', { class: 'buttons' }, rolloutButtons(r, null)));
+    box.replaceChildren(...parts);
+    return;
+  }
+  const ro = res.data;
+  const steps = ro.steps || [];
+  parts.push(el('p', { id: 'rollout-summary' }, el('span', { class: 'state ro-' + ro.status, text: ro.status.replace('_', ' ') }),
+    ' · step ', el('strong', { text: (ro.step + 1) + ' of ' + steps.length }),
+    ' · asks native ', el('strong', { text: pct(ro.share_bp) }), ' · applied here ', el('strong', { text: pct(ro.applied_bp) }),
+    ro.driver ? ' · driven by ' + ro.driver : ''));
+  parts.push(el('ol', { class: 'steps', 'aria-label': 'Steps' }, steps.map((s, i) => el('li', {
+    class: i === ro.step ? 'current' : (i < ro.step ? 'done' : ''), 'aria-current': i === ro.step ? 'step' : null,
+  }, stepText(s)))));
+  const why = lastWhy(ro);
+  if (why) parts.push(el('p', { id: 'rollout-why', class: ro.status === 'rolled_back' ? 'warn' : '' }, el('strong', { text: why.label + ': ' }), why.text));
+  parts.push(el('div', { class: 'buttons' }, rolloutButtons(r, ro)));
+  parts.push(el('h2', { text: 'Gates per evaluation' }), gateCharts(ro));
+  parts.push(el('h2', { text: 'History' }), el('table', { class: 'history' },
+    el('thead', {}, el('tr', {}, ['Time', 'Event', 'Step', 'Share', 'Who', 'Why'].map((h) => el('th', { scope: 'col', text: h })))),
+    el('tbody', {}, (ro.history || []).slice().reverse().map((e) => el('tr', { 'data-event': e.event },
+      el('td', { text: fmtTime(e.time) }), el('td', { text: e.event }), el('td', { text: stepText(steps[e.step] ?? '–') }),
+      el('td', { text: pct(e.share_bp) }), el('td', { text: e.who || '' }), el('td', { text: e.reason || '' }))))));
+  box.replaceChildren(...parts);
+}
+
+// lastWhy is the reason of the last hold, pause or rollback (or abort), or
+// the API's why while it holds.
+function lastWhy(ro) {
+  const labels = { hold: 'Held', pause: 'Paused', rollback: 'Rolled back', abort: 'Aborted' };
+  if (ro.status === 'holding' && ro.why) return { label: 'Holding', text: ro.why };
+  const h = ro.history || [];
+  for (let i = h.length - 1; i >= 0; i--) {
+    if (labels[h[i].event]) return { label: labels[h[i].event] + ' ' + fmtTime(h[i].time), text: (h[i].reason || '–') + (h[i].who ? ' (' + h[i].who + ')' : '') };
+  }
+  return null;
+}
+
+// gateCharts draws, per gate, its value at each evaluation the history kept
+// (and the last one) as a line against its threshold.
+function gateCharts(ro) {
+  const evals = (ro.history || []).filter((e) => e.gates && e.gates.length).map((e) => ({ time: e.time, gates: e.gates }));
+  const last = ro.last_evaluation;
+  if (last && last.gates && last.gates.length && !evals.some((e) => e.time === last.time)) evals.push({ time: last.time, gates: last.gates });
+  if (!evals.length) return el('p', { class: 'muted', id: 'no-gates' }, 'No evaluation yet: the first comes after the step\'s interval.');
+  const byGate = {};
+  evals.forEach((ev, i) => {
+    for (const g of ev.gates) (byGate[g.gate] = byGate[g.gate] || []).push({ i, ...g, time: ev.time });
+  });
+  return el('div', { class: 'charts' }, Object.entries(byGate).map(([gate, pts]) => {
+    const lastPt = pts[pts.length - 1];
+    return el('figure', { class: 'gate', 'data-gate': gate },
+      lineChart(pts, evals.length, gate),
+      el('figcaption', { class: 'small' }, el('strong', { text: gate }), ' ' + fmtNum(lastPt.value) + ' (limit ' + fmtNum(lastPt.threshold) + ', ' + lastPt.result + ')',
+        el('div', { class: 'muted', text: lastPt.detail || '' })));
+  }));
+}
+
+const fmtNum = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 || v === Math.round(v) ? String(Math.round(v * 100) / 100) : String(Number(v.toPrecision(3)))) : '–');
+
+// lineChart is a small SVG: the values (dots colored by result) joined by a
+// line, and the threshold dashed.
+function lineChart(pts, n, gate) {
+  const W = 260, H = 70, P = 6;
+  // The HTML parser puts <svg> in the SVG namespace: its children are
+  // created in the same one (a constant string, never API data).
+  const t = document.createElement('template');
+  t.innerHTML = '<svg></svg>';
+  const ns = t.content.firstChild.namespaceURI;
+  const svg = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v)); return e; };
+  const top = Math.max(...pts.map((p) => Math.max(p.value, p.threshold)), 1e-9) * 1.15;
+  const x = (i) => (n <= 1 ? W / 2 : P + (i * (W - 2 * P)) / (n - 1));
+  const y = (v) => H - P - (Math.max(0, v) / top) * (H - 2 * P);
+  const root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', class: 'chart',
+    'aria-label': gate + ' per evaluation: ' + pts.map((p) => fmtNum(p.value)).join(', ') + '; threshold ' + fmtNum(pts[pts.length - 1].threshold) });
+  root.append(svg('rect', { x: 0, y: 0, width: W, height: H, fill: '#f5f7f9' }));
+  const th = pts[pts.length - 1].threshold;
+  root.append(svg('line', { class: 'threshold', x1: 0, x2: W, y1: y(th), y2: y(th), stroke: '#b3261e', 'stroke-dasharray': '4 3' }));
+  root.append(svg('polyline', { class: 'values', fill: 'none', stroke: '#0b5cad', 'stroke-width': 2,
+    points: pts.map((p) => x(p.i) + ',' + y(p.value)).join(' ') }));
+  for (const p of pts) {
+    const dot = svg('circle', { cx: x(p.i), cy: y(p.value), r: 3, fill: p.result === 'fail' ? '#b3261e' : (p.result === 'pass' ? '#1a7f37' : '#5b6470') });
+    dot.append(svg('title', {}));
+    dot.firstChild.textContent = fmtTime(p.time) + ': ' + fmtNum(p.value) + ' (' + p.result + ')';
+    root.append(dot);
+  }
+  return root;
 }
 
 // conflictText explains a refused change.
