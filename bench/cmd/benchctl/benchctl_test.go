@@ -90,14 +90,22 @@ func TestCutoverConfigParses(t *testing.T) {
 	tests := []struct {
 		name       string
 		noFallback bool
-	}{{"breakers on", false}, {"no fallback", true}}
+		redisURL   string // empty: the pass-through configuration, with no native backend wired
+	}{{"breakers on", false, "redis://127.0.0.1:2/0"}, {"no fallback", true, "redis://127.0.0.1:2/0"}, {"pass-through", false, ""}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			y := cutoverConfig(cutoverOpts{Name: "t", LegacyURL: "http://127.0.0.1:1", RedisURL: "redis://127.0.0.1:2/0",
+			y := cutoverConfig(cutoverOpts{Name: "t", LegacyURL: "http://127.0.0.1:1", RedisURL: tt.redisURL,
 				StubURL: "http://127.0.0.1:3", Routes: routes, NoFallback: tt.noFallback}, 4, 5, "/tmp/bench")
 			c, err := config.Parse([]byte(y), nil)
 			if err != nil {
 				t.Fatalf("config rejected: %v\n%s", err, y)
+			}
+			// cutover serve refuses to start without a session secret, whatever the shares.
+			if c.Native.SecretKey != benchSecret {
+				t.Errorf("native.secret_key = %q, want the bench secret: serve would refuse the config", c.Native.SecretKey)
+			}
+			if c.Native.RedisURL != tt.redisURL && tt.redisURL != "" {
+				t.Errorf("native.redis_url = %q, want %q", c.Native.RedisURL, tt.redisURL)
 			}
 			if !c.Admin.Pprof {
 				t.Error("admin.pprof is off: the harness could not profile cutover")

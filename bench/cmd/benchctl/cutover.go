@@ -103,9 +103,11 @@ func cutoverConfig(o cutoverOpts, port, adminPort int, dir string) string {
 	}
 	fmt.Fprintf(&b, "shadow:\n  store:\n    jsonl_path: %s\n", yamlQuote(filepath.Join(dir, o.Name+"-diffs.jsonl")))
 	fmt.Fprintf(&b, "legacy:\n  url: %s\n  max_idle_conns_per_host: 1024\n", yamlQuote(o.LegacyURL))
+	// serve refuses to start without a session secret, even when no route is native.
+	fmt.Fprintf(&b, "native:\n  secret_key: %s\n", yamlQuote(benchSecret))
 	if o.RedisURL != "" {
-		fmt.Fprintf(&b, "native:\n  redis_url: %s\n  bedrock_endpoint_url: %s\n  aws_region: us-east-1\n  secret_key: %s\n",
-			yamlQuote(o.RedisURL), yamlQuote(o.StubURL), yamlQuote(benchSecret))
+		fmt.Fprintf(&b, "  redis_url: %s\n  bedrock_endpoint_url: %s\n  aws_region: us-east-1\n",
+			yamlQuote(o.RedisURL), yamlQuote(o.StubURL))
 	}
 	// Access logs off, as for nginx and haproxy: the comparison is of the proxying itself.
 	fmt.Fprintf(&b, "log:\n  level: warn\n  access: false\n")
