@@ -56,6 +56,14 @@ type faultEnv struct {
 // faultOpenTimeout is faultConfig's open_timeout.
 const faultOpenTimeout = 250 * time.Millisecond
 
+// The legacy app gives up on a hanging Bedrock after
+// faultLegacyBedrockTimeout seconds, past faultConfig's 4s
+// response_header_timeout, so a hang answered by legacy is the proxy's 504.
+// The response timeout is generous because a gunicorn /chat on a starved
+// machine can take over a second; a scenario that hangs workers waits for
+// the stub to be idle (waitStubIdle) before it checks recovery.
+const faultLegacyBedrockTimeout = 6
+
 func faultConfig(legacyURL string) string {
 	return `
 listen:
@@ -73,7 +81,7 @@ override:
   fallback: true # the suite forces native with the override and wants the breakers to act
 legacy:
   url: ` + legacyURL + `
-  response_header_timeout: 1s
+  response_header_timeout: 4s
 legacy_breaker:
   consecutive_failures: 5
   open_timeout: 250ms
@@ -247,7 +255,7 @@ func startFaultEnv(t *testing.T) *faultEnv {
 	stubURL := e.stubURL
 	e.legacy = testenv.StartLegacy(t, map[string]string{
 		"REDIS_URL": e.redis.URL(), "BEDROCK_ENDPOINT_URL": stubURL,
-		"BEDROCK_TIMEOUT": "2", "BEDROCK_MAX_ATTEMPTS": "1", "GUNICORN_WORKERS": "4",
+		"BEDROCK_TIMEOUT": strconv.Itoa(faultLegacyBedrockTimeout), "BEDROCK_MAX_ATTEMPTS": "1", "GUNICORN_WORKERS": "4",
 	})
 	e.yaml = faultConfig(e.legacy.URL())
 	e.clock = newTestClock()
@@ -510,9 +518,25 @@ func (e *faultEnv) waitRecovered(t *testing.T) {
 // connection or goroutine left over since b.
 func (e *faultEnv) assertBackToNormal(t *testing.T, b baseline, n int) {
 	t.Helper()
+	e.waitStubIdle(t)
 	e.waitRecovered(t)
 	e.assertSplit(t, e.load(t, n, 8, e.mixed, nil))
 	e.assertNoLeak(t, b, e.ts)
+}
+
+// waitStubIdle waits until the Bedrock stub holds no request: gunicorn
+// workers a hang scenario held are free again (a request queued behind them
+// in gunicorn's backlog reaches the stub and hangs in turn, so this can take
+// a few faultLegacyBedrockTimeouts).
+func (e *faultEnv) waitStubIdle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for e.stub.InFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Bedrock stub still holds %d requests after 90s", e.stub.InFlight())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // baseline is the resource use before a scenario.
@@ -730,7 +754,8 @@ func TestFaults(t *testing.T) {
 		if counts[504] == 0 {
 			t.Errorf("no 504 for a legacy hanging past response_header_timeout: %v", counts)
 		}
-		// The hung gunicorn workers give up on the stub after BEDROCK_TIMEOUT.
+		// The hung gunicorn workers give up on the stub after BEDROCK_TIMEOUT;
+		// assertBackToNormal waits for that.
 		e.assertBackToNormal(t, b, 80)
 	})
 
@@ -834,7 +859,7 @@ func TestFaults(t *testing.T) {
 			}},
 		}
 		// A hang answered by legacy holds a gunicorn worker for
-		// BEDROCK_TIMEOUT (2s), past the proxy's 1s response_header_timeout,
+		// BEDROCK_TIMEOUT (6s), past the proxy's 4s response_header_timeout,
 		// so hangs under concurrency can fill all four workers and turn any
 		// other call that falls back to legacy into a 504 while they drain.
 		// The hangs therefore run in a phase of their own, after the calls

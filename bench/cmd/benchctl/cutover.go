@@ -178,6 +178,7 @@ func (e *env) fetchProfile(url, path string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+benchAdminToken) // /debug/pprof/ is behind the admin token
 	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return err
