@@ -63,6 +63,8 @@ type Config struct {
 	Fleet Fleet `mapstructure:"fleet" json:"fleet"`
 	// Rollout holds the rollout driver's settings (docs/rollout.md).
 	Rollout Rollouts `mapstructure:"rollout" json:"rollout"`
+	// Runtime tunes the Go runtime's garbage collector for a proxy.
+	Runtime Runtime `mapstructure:"runtime" json:"runtime"`
 
 	// file is the path the config was loaded from ("" when none).
 	file string
@@ -533,6 +535,26 @@ type Fleet struct {
 
 // Enabled reports whether a fleet store is configured.
 func (f Fleet) Enabled() bool { return f.RedisURL != "" }
+
+// Runtime tunes the Go runtime's garbage collector, once at start. The
+// environment wins: GOGC set leaves GCPercent alone, GOMEMLIMIT (or
+// AUTOMEMLIMIT) set leaves MemoryLimitRatio alone.
+type Runtime struct {
+	// GCPercent is the collector's target, as GOGC: a collection starts when
+	// the heap has grown by this percentage of the live heap. A proxy's live
+	// heap is small (a few MiB of connections and config) and nearly all
+	// its garbage is per request, so the runtime's 100 collects far more
+	// often than it needs to. Zero means 400: a few MiB more heap for about
+	// a quarter of the collections, bounded by the memory limit below. -1
+	// means no collection until the memory limit is near.
+	GCPercent int `mapstructure:"gc_percent" json:"gc_percent"`
+	// MemoryLimitRatio is the runtime's soft memory limit (GOMEMLIMIT) as a
+	// share of the container's memory limit (cgroup memory.max, e.g. an ECS
+	// task's memory), from 0 to 1: near it the collector runs harder instead
+	// of the container being killed. Zero means 0.9. Without a container
+	// limit no limit is set.
+	MemoryLimitRatio float64 `mapstructure:"memory_limit_ratio" json:"memory_limit_ratio"`
+}
 
 // Log configures logging.
 type Log struct {

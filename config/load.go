@@ -351,6 +351,10 @@ func (c *Config) setDefaults() {
 		c.Shadow.Noise.Absolute = 0.03
 	}
 	def(&c.Log.Level, "info")
+	defInt(&c.Runtime.GCPercent, 400)
+	if c.Runtime.MemoryLimitRatio == 0 {
+		c.Runtime.MemoryLimitRatio = 0.9
+	}
 	c.Fleet.setDefaults(c.Listen.Addr)
 	c.Rollout.setDefaults()
 	c.LegacyBreaker.setDefaults()
@@ -427,6 +431,9 @@ func (c *Config) validateListeners(add func(string, ...any)) {
 	c.validateAdmin(add)
 	if !validToken(c.Override.TokenHeader) {
 		add("override: token_header %q is not a valid header name", c.Override.TokenHeader)
+	}
+	if c.Runtime.GCPercent < -1 || c.Runtime.MemoryLimitRatio < 0 || c.Runtime.MemoryLimitRatio > 1 {
+		add("runtime: gc_percent %d must be -1 (off) or more, memory_limit_ratio %g from 0 to 1", c.Runtime.GCPercent, c.Runtime.MemoryLimitRatio)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"io"
 	"log/slog"
 	"os"
@@ -51,6 +52,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log, lw := newBufferedLogger(stdout, cfg.Log.Level)
 	defer lw.Close()
+	logRuntime(log, tuneRuntime(cfg.Runtime, memlimit.FromCgroup))
 	tr, err := tracing.New(ctx, cfg.Tracing, log)
 	if err != nil {
 		return err
