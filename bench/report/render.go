@@ -473,10 +473,10 @@ func shadowSection(b *strings.Builder, r *Results) {
 	if len(sh.Points) == 0 {
 		return
 	}
-	w("Route `%s`, served natively at a fixed rate (`hey`, 16 connections, %s); its shadow goes to the legacy side: the live legacy app (gunicorn, slower than the primary), a dead port (connection refused), or a stalled server that accepts connections and never answers, so every shadow worker waits for the shadow timeout and the bounded queue fills and drops. Primary latency as the client sees it, medians over rounds in rotating order; peak RSS is the highest of the rounds, end RSS cutover's RSS when the load stopped (last round); shadows compared, shadow errors and dropped/skipped (by reason) are from cutover's `/admin/shadow/summary` after the last round:\n\n", sh.Route, rate(r.Settings.ShadowRateRPS))
+	w("Route `%s`, served natively at a fixed rate (`hey`, 16 connections, %s); its shadow goes to a recorded copy of the primary's answer (a small Go server on the rest core: every shadow is sent, read and compared, and matches, so the figure is cutover's own cost), the live legacy app (gunicorn, slower than the primary, sharing the rest core with the load generator in a pinned run, so it slows the generator too: shown, not judged), a dead port (connection refused), or a stalled server that accepts connections and never answers, so every shadow worker waits for the shadow timeout and the bounded queue fills and drops. Primary latency as the client sees it, medians over rounds in rotating order; peak RSS is the highest of the rounds, end RSS cutover's RSS when the load stopped (last round); shadows compared, shadow errors and dropped/skipped (by reason) are from cutover's `/admin/shadow/summary` after the last round:\n\n", sh.Route, rate(r.Settings.ShadowRateRPS))
 	shadowRows(b, sh, true)
 	if sh.Status == "measured" {
-		w("\nShadowing 100 %% (live legacy) vs 0 %%: p50 %+.2f ms, p99 %+.2f ms.\n", sh.AddedP50MS, sh.AddedP99MS)
+		w("\nShadowing 100 %% (to the recorded copy) vs 0 %%: p50 %+.2f ms, p99 %+.2f ms.\n", sh.AddedP50MS, sh.AddedP99MS)
 	}
 	for _, p := range sh.Points {
 		if len(p.Summary) > 0 {

@@ -215,7 +215,7 @@ type ShadowPoint struct {
 	RatePct float64                  `json:"rate_pct"`
 	Load    load.Result              `json:"load"`
 	Procs   map[string]harness.Usage `json:"procs"`
-	// Target says what the shadow side was: live legacy, a dead port, or a stalled server that
+	// Target says what the shadow side was: a recorded copy of the answer, live legacy, a dead port, or a stalled server that
 	// accepts and never answers (so the shadow queue fills and drops).
 	Target string `json:"target,omitempty"`
 	// EndRSSKiB is cutover's RSS when the load ended (shadows may still be queued or stalled).

@@ -125,7 +125,7 @@ func runCmd(args []string) error {
 		{"chat", e.chat, true},
 		{"openloop", e.openloop, true},
 		{"memory", e.memory, false},
-		{"shadow", e.shadow, false},
+		{"shadow", e.shadow, true},
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +24,15 @@ import (
 const shadowRoute = "get_conversation"
 
 // shadow measures the primary's latency on one route with shadowing at 0 % and 100 % (shadow to
-// a live legacy app, to a dead port, and to a stalled server), side by side in one run, at a
-// fixed request rate, with cutover's memory and what the shadow side did (compared, dropped).
+// a recorded copy of the answer, to the live legacy app, to a dead port, and to a stalled
+// server), side by side in one run, at a fixed request rate, with cutover's memory and what the
+// shadow side did (compared, dropped).
+//
+// The goal's figure is the recorded copy's: a small Go server on the rest core answering the
+// bytes the primary answers, so every shadow is sent, read and compared (and matches) while the
+// shadow side costs cutover's core nothing but cutover's own work. With the live legacy app as
+// the target, gunicorn serving 100 % of the traffic a second time shares the rest core with the
+// load generator and slows it: that point is shown, not judged.
 func (e *env) shadow() error {
 	sh := &report.Shadow{Route: shadowRoute}
 	e.res.Shadow = sh
@@ -49,20 +57,26 @@ func (e *env) shadow() error {
 	e.res.Settings.ShadowRateRPS = rate
 	dur := pick(e, 15*time.Second, 3*time.Second)
 	conv := "bench-shadow-conversation"
+	replay, err := e.recordAnswer(st, conv)
+	if err != nil {
+		return err
+	}
+	defer replay.Close()
+	// Points[0] and Points[1] give the goal's figure (AddedP99MS below).
 	points := []struct {
 		name, target string
 		pct          float64
 		legacy       string
 	}{
 		{"shadow 0%", "live legacy", 0, st.legacyURL},
-		{"shadow 100% to live legacy", "live legacy", 100, st.legacyURL},
+		{"shadow 100% to a recorded copy", "recorded copy of the answer (Go server, rest core)", 100, replay.URL},
+		{"shadow 100% to live legacy", "live legacy (gunicorn, rest core)", 100, st.legacyURL},
 		{"shadow 100% to dead legacy", "dead port (connection refused)", 100, "http://" + harness.Addr(dead)},
 		// Accepts and never answers: each shadow worker waits out shadow.timeout (30 s, longer than
 		// the run), so the bounded queue fills and further shadows are dropped and counted.
 		{"shadow 100% to stalled legacy", "stalled server (accepts, never answers)", 100, stall.URL()},
 	}
 	active := true
-	created := false
 	rounds := pick(e, 3, 1)
 	for round := range rounds {
 		for j := range points {
@@ -78,18 +92,6 @@ func (e *env) shadow() error {
 			if err != nil {
 				sh.Status = "cutover did not start with a shadow config: " + firstLine(err.Error())
 				return nil
-			}
-			if !created {
-				// One conversation for every GET, created natively.
-				body := fmt.Sprintf(`{"message":"hello","conversation_id":%q}`, conv)
-				resp, err := http.Post(cut.URL+"/chat", "application/json", strings.NewReader(body))
-				if err != nil {
-					e.g.Stop(cut.Proc, 5*time.Second)
-					return fmt.Errorf("create conversation: %w", err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				created = true
 			}
 			s := harness.StartSampler(map[string]int{"cutover": cut.Pid(), "legacy": st.legacy.Pid()}, 250*time.Millisecond)
 			h, herr := harness.Hey(e.ctx, e.pinned, cut.URL+"/conversations/"+conv, 16, rate/16, dur)
@@ -149,12 +151,12 @@ func (e *env) shadow() error {
 		sh.AddedP99MS = sh.Points[1].Load.Get.P99MS - sh.Points[0].Load.Get.P99MS
 	}
 	// Profiles, in runs of their own so they cost none of the measured ones: CPU and heap with
-	// the live shadow (the overhead goal), heap and goroutines with the stalled one (the memory bound).
+	// the recorded copy as the shadow target (the overhead goal), heap and goroutines with the stalled one (the memory bound).
 	for _, pp := range []struct {
 		scenario, legacy string
 		kinds            []string
 	}{
-		{"shadow-100-live", st.legacyURL, []string{"cpu", "heap"}},
+		{"shadow-100-recorded", replay.URL, []string{"cpu", "heap"}},
 		{"shadow-100-stalled", stall.URL(), []string{"heap", "goroutine"}},
 	} {
 		if err := e.ctx.Err(); err != nil {
@@ -191,6 +193,44 @@ func (e *env) shadow() error {
 		sh.AddedP50MS, sh.AddedP99MS = 0, 0
 	}
 	return nil
+}
+
+// recordAnswer creates the conversation conv (through a cutover serving natively, as every
+// shadow point's primary does), records the answer to GET /conversations/conv, and serves that
+// recording on a loopback server of the harness process (on the rest core in a pinned run).
+func (e *env) recordAnswer(st *stack, conv string) (*httptest.Server, error) {
+	routes := map[string]routeShare{}
+	for _, r := range testenv.LegacyRoutes {
+		routes[r.Name] = routeShare{NativePct: 100}
+	}
+	cut, err := e.startCutover(cutoverOpts{Name: "cutover-shadow-record", LegacyURL: st.legacyURL,
+		RedisURL: st.redisURL, StubURL: st.stubURL, Routes: routes})
+	if err != nil {
+		return nil, err
+	}
+	defer e.g.Stop(cut.Proc, 5*time.Second)
+	body := fmt.Sprintf(`{"message":"hello","conversation_id":%q}`, conv)
+	resp, err := http.Post(cut.URL+"/chat", "application/json", strings.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("create conversation: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	resp, err = http.Get(cut.URL + "/conversations/" + conv)
+	if err != nil {
+		return nil, fmt.Errorf("record conversation: %w", err)
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("record conversation: %d %v", resp.StatusCode, err)
+	}
+	ctype := resp.Header.Get("Content-Type")
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", ctype)
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+		_, _ = w.Write(answer)
+	})), nil
 }
 
 // shadowMetricsMoved reports whether any Prometheus counter with "shadow" in its name is above zero
