@@ -351,16 +351,17 @@ func (br *breaker) outcome(r *http.Request, status int, err error) error {
 	return nil
 }
 
-// allow asks the breaker to let a request through; nil breakers always do.
-func (br *breaker) allow() (func(error), error) {
+// allow asks the breaker to let a request through; nil breakers always do
+// (with the zero permit).
+func (br *breaker) allow() (permit, error) {
 	if br == nil {
-		return func(error) {}, nil
+		return permit{}, nil
 	}
-	done, err := br.cb.allow()
+	p, err := br.cb.allow()
 	if err != nil {
-		return nil, fmt.Errorf("%s breaker of route %q: %w (%w)", br.backend, br.route, ErrBreakerOpen, err)
+		return permit{}, fmt.Errorf("%s breaker of route %q: %w (%w)", br.backend, br.route, ErrBreakerOpen, err)
 	}
-	return done, nil
+	return p, nil
 }
 
 // retryAfter is the time until the breaker lets probes through, at least 1s.
@@ -436,27 +437,28 @@ func (b *Breakers) Status(route string) RouteBreakerStatus {
 // which reports the trip (done) when the response header arrives or the
 // round trip fails.
 type legacyTicket struct {
-	global, route         *breaker
-	doneGlobal, doneRoute func(error)
-	finished              bool
+	global, route             *breaker
+	globalPermit, routePermit permit
+	finished                  bool
 }
 
 // admitLegacy asks the legacy-wide breaker and the route's legacy breaker
-// (rb may be nil) to let a request through.
-func (b *Breakers) admitLegacy(rb *routeBreakers) (*legacyTicket, error) {
-	t := &legacyTicket{global: b.global()}
+// (rb may be nil) to let a request through, filling t (the caller's, so
+// that admitting allocates nothing).
+func (b *Breakers) admitLegacy(rb *routeBreakers, t *legacyTicket) error {
+	*t = legacyTicket{global: b.global()}
 	var err error
-	if t.doneGlobal, err = t.global.allow(); err != nil {
-		return nil, err
+	if t.globalPermit, err = t.global.allow(); err != nil {
+		return err
 	}
 	if rb != nil && rb.legacy != nil {
 		t.route = rb.legacy
-		if t.doneRoute, err = t.route.allow(); err != nil {
-			t.doneGlobal(errNotCounted)
-			return nil, err
+		if t.routePermit, err = t.route.allow(); err != nil {
+			t.globalPermit.done(errNotCounted)
+			return err
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // legacyRetryAfter is how long until legacy may be asked again for rb.
@@ -476,8 +478,8 @@ func (t *legacyTicket) finish(r *http.Request, status int, err error) {
 		return
 	}
 	t.finished = true
-	t.doneGlobal(t.global.outcome(r, status, err))
-	if t.doneRoute != nil {
-		t.doneRoute(t.route.outcome(r, status, err))
+	t.globalPermit.done(t.global.outcome(r, status, err))
+	if t.route != nil {
+		t.routePermit.done(t.route.outcome(r, status, err))
 	}
 }

@@ -519,7 +519,7 @@ func TestBreakerSettings(t *testing.T) {
 			if br.open() {
 				t.Fatalf("open after %d requests", i)
 			}
-			done, err := br.allow()
+			p, err := br.allow()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -527,7 +527,7 @@ func TestBreakerSettings(t *testing.T) {
 			if fail {
 				outcome = statusError(503)
 			}
-			done(outcome)
+			p.done(outcome)
 		}
 		if !br.open() {
 			t.Fatal("not open at a failure ratio of 0.5 over 4 requests")
@@ -541,8 +541,8 @@ func TestBreakerSettings(t *testing.T) {
 		b := NewBreakers(BreakerOptions{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		br := b.newBreaker("r2", Native, config.Breaker{ConsecutiveFailures: 1, Interval: time.Minute,
 			OpenTimeout: 30 * time.Second, HalfOpenRequests: 2}, false)
-		done, _ := br.allow()
-		done(errTimeout)
+		p, _ := br.allow()
+		p.done(errTimeout)
 		if !br.open() {
 			t.Fatal("not open after one failure")
 		}
@@ -562,11 +562,11 @@ func TestBreakerSettings(t *testing.T) {
 		if _, err3 := br.allow(); err1 != nil || err2 != nil || !errors.Is(err3, ErrBreakerOpen) {
 			t.Fatalf("half-open admitted: %v %v, a third: %v", err1, err2, err3)
 		}
-		d1(nil)
+		d1.done(nil)
 		if br.cb.currentState().String() != "half-open" {
 			t.Fatal("closed after one of two probes")
 		}
-		d2(nil)
+		d2.done(nil)
 		if br.cb.currentState().String() != "closed" {
 			t.Fatal("not closed after two successful probes")
 		}
@@ -576,8 +576,8 @@ func TestBreakerSettings(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		r, _ := http.NewRequestWithContext(ctx, "GET", "http://x/", nil)
-		done, _ := br.allow()
-		done(br.outcome(r, 0, context.Canceled))
+		p, _ := br.allow()
+		p.done(br.outcome(r, 0, context.Canceled))
 		if br.open() || br.cb.counts().TotalFailures != 0 {
 			t.Fatalf("a cancelled request counted: %+v", br.cb.counts())
 		}

@@ -98,20 +98,37 @@ func newCircuit(s circuitSettings) *circuit {
 	return c
 }
 
+// permit is one request let through by a circuit: its done reports the
+// request's outcome. The zero permit belongs to no circuit and its done does
+// nothing. A value, not a closure, so that admitting a request allocates
+// nothing.
+type permit struct {
+	c   *circuit
+	gen uint64
+}
+
+// done reports the outcome of the permitted request (nil is a success); call
+// it exactly once.
+func (p permit) done(outcome error) {
+	if p.c != nil {
+		p.c.done(p.gen, outcome)
+	}
+}
+
 // allow asks to let one request through. On success the caller must call
-// done with the request's outcome (nil is a success) exactly once.
-func (c *circuit) allow() (done func(error), err error) {
+// the permit's done with the request's outcome exactly once.
+func (c *circuit) allow() (permit, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	state, gen := c.current(c.s.now())
 	switch {
 	case state == stateOpen:
-		return nil, errOpenState
+		return permit{}, errOpenState
 	case state == stateHalfOpen && c.c.Requests-min(c.c.Requests, c.c.TotalExclusions) >= c.s.maxRequests:
-		return nil, errTooManyRequests
+		return permit{}, errTooManyRequests
 	}
 	c.c.Requests++
-	return func(outcome error) { c.done(gen, outcome) }, nil
+	return permit{c, gen}, nil
 }
 
 func (c *circuit) done(gen uint64, outcome error) {

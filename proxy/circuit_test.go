@@ -27,12 +27,12 @@ func TestCircuit(t *testing.T) {
 		clock := newTestClock()
 		c, _ := newC(clock, 3)
 		for range 2 {
-			done, _ := c.allow()
-			done(fail)
+			p, _ := c.allow()
+			p.done(fail)
 		}
 		clock.Add(time.Minute + time.Millisecond)
-		done, _ := c.allow()
-		done(fail)
+		p, _ := c.allow()
+		p.done(fail)
 		if s := c.currentState(); s != stateClosed || c.counts().ConsecutiveFailures != 1 {
 			t.Fatalf("%s with %+v, want closed with one failure in the new interval", s, c.counts())
 		}
@@ -42,8 +42,8 @@ func TestCircuit(t *testing.T) {
 		c, changes := newC(clock, 1)
 		late, _ := c.allow()
 		trip, _ := c.allow()
-		trip(fail) // opens: a new generation
-		late(nil)  // reported after the trip: must not count as a probe
+		trip.done(fail) // opens: a new generation
+		late.done(nil)  // reported after the trip: must not count as a probe
 		clock.Add(10*time.Second + time.Millisecond)
 		if s := c.currentState(); s != stateHalfOpen || c.counts().Requests != 0 {
 			t.Fatalf("%s with %+v, want half-open with no request", s, c.counts())
@@ -52,7 +52,7 @@ func TestCircuit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		probe(nil)
+		probe.done(nil)
 		want := []string{"closed>open", "open>half-open", "half-open>closed"}
 		if len(*changes) != len(want) || (*changes)[0] != want[0] || (*changes)[1] != want[1] || (*changes)[2] != want[2] {
 			t.Fatalf("changes %q, want %q", *changes, want)
@@ -61,8 +61,8 @@ func TestCircuit(t *testing.T) {
 	t.Run("excluded outcomes count neither way", func(t *testing.T) {
 		clock := newTestClock()
 		c, _ := newC(clock, 1)
-		done, _ := c.allow()
-		done(errNotCounted)
+		p, _ := c.allow()
+		p.done(errNotCounted)
 		if s := c.currentState(); s != stateClosed || c.counts().TotalFailures != 0 || c.counts().TotalExclusions != 1 {
 			t.Fatalf("%s with %+v", s, c.counts())
 		}
@@ -70,8 +70,8 @@ func TestCircuit(t *testing.T) {
 	t.Run("open lasts exactly timeout, then one probe", func(t *testing.T) {
 		clock := newTestClock()
 		c, _ := newC(clock, 1)
-		done, _ := c.allow()
-		done(fail)
+		p, _ := c.allow()
+		p.done(fail)
 		clock.Add(10 * time.Second)
 		if _, err := c.allow(); !errors.Is(err, errOpenState) {
 			t.Fatalf("at timeout: %v, want still open", err)
@@ -84,7 +84,7 @@ func TestCircuit(t *testing.T) {
 		if _, err := c.allow(); !errors.Is(err, errTooManyRequests) {
 			t.Fatalf("a second probe: %v, want too many requests", err)
 		}
-		probe(fail)
+		probe.done(fail)
 		if s := c.currentState(); s != stateOpen {
 			t.Fatalf("%s after a failed probe, want open", s)
 		}

@@ -106,6 +106,9 @@ type Decision struct {
 
 	rte  *route      // the compiled route (nil when unmatched)
 	body requestBody // the one bounded buffer of the request body
+	// ticket is the breakers' permission for the request's legacy round
+	// trip (Fallback fills it; at most one per request).
+	ticket legacyTicket
 }
 
 func (d *Decision) reset() { *d = Decision{Bucket: -1} }

@@ -113,8 +113,8 @@ func (f *Fallback) overridden(w http.ResponseWriter, r *http.Request, d *Decisio
 		f.next.Dispatch(w, r, d)
 		return
 	}
-	t, err := f.b.admitLegacy(nil)
-	if err != nil {
+	t := &d.ticket
+	if err := f.b.admitLegacy(nil, t); err != nil {
 		d.Err = err
 		writeErrorPage(w, StatusFor(r, err))
 		return
@@ -141,8 +141,8 @@ func (f *Fallback) hasNative(d *Decision) bool {
 
 // legacy serves a request decided for legacy.
 func (f *Fallback) legacy(w http.ResponseWriter, r *http.Request, d *Decision, rb *routeBreakers) {
-	t, err := f.b.admitLegacy(rb)
-	if err != nil {
+	t := &d.ticket
+	if err := f.b.admitLegacy(rb, t); err != nil {
 		if f.hasNative(d) {
 			f.count(d, FallbackLegacyBreakerOpen)
 			d.Served = Native
@@ -216,7 +216,7 @@ func (f *Fallback) bufferLegacyBody(w http.ResponseWriter, r *http.Request, d *D
 // nativeOnly serves natively with nowhere to fall back to.
 func (f *Fallback) nativeOnly(w http.ResponseWriter, r *http.Request, d *Decision, rb *routeBreakers) {
 	nb := rb.nativeBreaker()
-	done, err := nb.allow()
+	p, err := nb.allow()
 	if err != nil {
 		f.unavailable(w, d, err, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 		return
@@ -224,7 +224,7 @@ func (f *Fallback) nativeOnly(w http.ResponseWriter, r *http.Request, d *Decisio
 	timeout := nativeTimeout(d)
 	a := f.attempt(w, r, d, timeout > 0, timeout)
 	defer a.release()
-	done(a.outcome(r, nb))
+	p.done(a.outcome(r, nb))
 	f.afterTrip(nb, d)
 	a.answer(w, d)
 }
@@ -232,11 +232,11 @@ func (f *Fallback) nativeOnly(w http.ResponseWriter, r *http.Request, d *Decisio
 // native serves a request decided for native, falling back to legacy.
 func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, rb *routeBreakers) {
 	nb := rb.nativeBreaker()
-	done, err := nb.allow()
+	p, err := nb.allow()
 	if err != nil {
 		f.count(d, FallbackNativeBreakerOpen)
-		t, lerr := f.b.admitLegacy(rb)
-		if lerr != nil {
+		t := &d.ticket
+		if lerr := f.b.admitLegacy(rb, t); lerr != nil {
 			f.unavailable(w, d, lerr, max(nb.retryAfter(f.b.now()), f.b.legacyRetryAfter(rb)))
 			return
 		}
@@ -254,7 +254,7 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 	timeout := nativeTimeout(d)
 	a := f.attempt(w, r, d, replay || timeout > 0, timeout)
 	outcome := a.outcome(r, nb)
-	done(outcome)
+	p.done(outcome)
 	f.afterTrip(nb, d)
 	defer a.release()
 	// A native side that wrote to the store (a saved turn) is never replayed:
@@ -263,8 +263,8 @@ func (f *Fallback) native(w http.ResponseWriter, r *http.Request, d *Decision, r
 		a.answer(w, d)
 		return
 	}
-	t, lerr := f.b.admitLegacy(rb)
-	if lerr != nil {
+	t := &d.ticket
+	if lerr := f.b.admitLegacy(rb, t); lerr != nil {
 		a.answer(w, d) // legacy is down too: the native answer is the best there is
 		return
 	}

@@ -115,19 +115,16 @@ var errNotSent = errors.New("request never reached legacy")
 // an error wrapping errNotSent.
 func (l *Passthrough) serve(w http.ResponseWriter, r *http.Request, t *legacyTicket, holdUnsent bool) error {
 	tw := legacyTrips.Get().(*legacyTrip)
-	*tw = legacyTrip{ResponseWriter: w, ticket: t, req: r, holdUnsent: holdUnsent}
+	tw.ResponseWriter, tw.ticket, tw.req, tw.holdUnsent = w, t, r, holdUnsent
 	if holdUnsent {
-		wrote := &tw.wroteHeaders
-		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
-			WroteHeaders: func() { wrote.Store(true) },
-		}))
+		r = r.WithContext(httptrace.WithClientTrace(r.Context(), tw.trace()))
 	}
 	l.rp.ServeHTTP(tw, r)
 	err := tw.err
 	if tw.unsent {
 		err = fmt.Errorf("%w: %w", errNotSent, err)
 	}
-	*tw = legacyTrip{}
+	tw.reset()
 	legacyTrips.Put(tw)
 	return err
 }
@@ -145,9 +142,31 @@ type legacyTrip struct {
 	holdUnsent   bool
 	wroteHeaders atomic.Bool
 	unsent       bool
+	// clientTrace sets wroteHeaders. It is made once per pooled trip (its
+	// hook is bound to this trip), not per request, and composed into each
+	// request's context by trace.
+	clientTrace httptrace.ClientTrace
 }
 
-var legacyTrips = sync.Pool{New: func() any { return new(legacyTrip) }}
+var legacyTrips = sync.Pool{New: func() any {
+	tw := new(legacyTrip)
+	tw.clientTrace.WroteHeaders = func() { tw.wroteHeaders.Store(true) }
+	return tw
+}}
+
+// trace is the trip's client trace, fresh for one request: WithClientTrace
+// composes the hooks of a trace already in the context into it.
+func (tw *legacyTrip) trace() *httptrace.ClientTrace {
+	tw.clientTrace = httptrace.ClientTrace{WroteHeaders: tw.clientTrace.WroteHeaders}
+	return &tw.clientTrace
+}
+
+// reset clears the trip for its next use, keeping its trace hook.
+func (tw *legacyTrip) reset() {
+	hook := tw.clientTrace.WroteHeaders
+	*tw = legacyTrip{}
+	tw.clientTrace.WroteHeaders = hook
+}
 
 var (
 	_ http.ResponseWriter = (*legacyTrip)(nil)
