@@ -183,8 +183,8 @@ func (s *Server) apply(c *config.Config) error {
 		return err
 	}
 	if c.Legacy != s.cfg.Legacy || c.Listen.Addr != s.cfg.Listen.Addr || c.Admin.Addr != s.cfg.Admin.Addr || c.Admin.MetricsAddr != s.cfg.Admin.MetricsAddr ||
-		c.Listen.HealthPath != s.cfg.Listen.HealthPath || c.Native != s.cfg.Native {
-		s.log.Warn("config reloaded; listen, admin and metrics addresses, health_path, legacy and native settings take effect on restart")
+		c.Listen.HealthPath != s.cfg.Listen.HealthPath || c.Native != s.cfg.Native || c.Runtime != s.cfg.Runtime {
+		s.log.Warn("config reloaded; listen, admin and metrics addresses, health_path, legacy, native and runtime settings take effect on restart")
 	}
 	if keys := shadowRestartKeys(s.cfg.Shadow, c.Shadow); len(keys) > 0 {
 		s.log.Warn("config reloaded; these shadow settings take effect on restart", "keys", keys)

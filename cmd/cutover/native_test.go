@@ -140,7 +140,7 @@ func TestServeNativeHeadersTakeEffectOnRestart(t *testing.T) {
 	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const warning = "native settings take effect on restart"
+	const warning = "legacy, native and runtime settings take effect on restart"
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(log.String(), warning) {
 		if time.Now().After(deadline) {
