@@ -124,7 +124,7 @@ func cpuNote(r *Results) verdictOf {
 		return verdictOf{measured: "not measured", state: 2}
 	}
 	parts := []string{"cutover " + usFigure(c.CPUPerReqUS["proxy"])}
-	for _, peer := range []string{"nginx", "haproxy", "caddy"} {
+	for _, peer := range []string{"nginx", "haproxy", "caddy", "go-reverseproxy"} {
 		if s, ok := findPT(r, targetPassthroughCon, peer); ok && s.CPUPerReqUS["proxy"] > 0 {
 			parts = append(parts, peer+" "+usFigure(s.CPUPerReqUS["proxy"]))
 		}

@@ -2,6 +2,7 @@
 //
 //	benchctl run [-quick] [-pin=false] [-out DIR] [-only passthrough,chat,openloop,memory,shadow] [-readme README.md]
 //	benchctl upstream -addr 127.0.0.1:PORT      trivial keep-alive upstream for pass-through runs
+//	benchctl reverseproxy -addr A -upstream URL  a bare httputil.ReverseProxy (the pass-through floor)
 //	benchctl load -url URL -users N ...          the chatbot load generator (one run, JSON result)
 //	benchctl report -dir DIR                     re-render RESULTS.md and the SVG plots from results.json
 //	benchctl readme -dir DIR -readme README.md   regenerate the README's benchmark block from results.json
@@ -25,6 +26,8 @@ func main() {
 		err = runCmd(os.Args[2:])
 	case "upstream":
 		err = upstreamCmd(os.Args[2:])
+	case "reverseproxy":
+		err = reverseProxyCmd(os.Args[2:])
 	case "load":
 		err = loadCmd(os.Args[2:])
 	case "report":
@@ -41,6 +44,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchctl run|upstream|load|report|readme [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchctl run|upstream|reverseproxy|load|report|readme [flags]")
 	os.Exit(2)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -42,6 +43,17 @@ var peers = []struct {
 	{"caddy", func(dir, listen, upstream string, workers int) ([]string, []string, error) {
 		env, argv, err := harness.CaddyConfig(dir, listen, upstream)
 		return append(env, "GOMAXPROCS="+strconv.Itoa(workers)), argv, err
+	}},
+	// The floor under cutover's legacy path: net/http's server and httputil.ReverseProxy alone,
+	// with cutover's default collector setting (runtime.gc_percent 400), so the difference is
+	// what cutover adds per request.
+	{"go-reverseproxy", func(dir, listen, upstream string, workers int) ([]string, []string, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, nil, err
+		}
+		return []string{"GOMAXPROCS=" + strconv.Itoa(workers), "GOGC=400"},
+			[]string{self, "reverseproxy", "-addr", listen, "-upstream", "http://" + upstream}, nil
 	}},
 }
 
