@@ -449,13 +449,21 @@ func memorySection(b *strings.Builder, r *Results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Memory per in-flight request (%s)\n\n", mem.Target)
 	w("Each user keeps one request open (stub at %.0f tokens/s, so answers take 14–46 s); cutover's RSS is sampled once every request is in flight and compared with its RSS just before the load. Established connections are counted on cutover's traffic port. No CPU per request is given here: the requests are held open, not completed, so there is nothing to divide by.\n\n", r.Settings.MemoryStubTPS)
-	w("| kind | in flight (target) | established conns | client saw open | idle RSS MiB | loaded RSS MiB | per request KiB |\n|---|---|---|---|---|---|---|\n")
+	w("The last three columns are cutover's own account of the growth (its Go runtime's metrics at the two samples, per request in flight): heap in use (live objects and garbage not yet collected), goroutine stacks, and goroutines.\n\n")
+	w("| kind | in flight (target) | established conns | client saw open | idle RSS MiB | loaded RSS MiB | per request KiB | heap KiB/request | stacks KiB/request | goroutines/request |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range mem.Points {
 		if p.Error != "" {
-			w("| %s | %d | – | – | – | – | failed: %s |\n", p.Kind, p.Open, p.Error)
+			w("| %s | %d | – | – | – | – | failed: %s | – | – | – |\n", p.Kind, p.Open, p.Error)
 			continue
 		}
-		w("| %s | %d | %d | %d | %s | %s | %.1f |\n", p.Kind, p.Open, p.Established, p.ClientOpen, mib(p.IdleRSSKiB), mib(p.LoadedRSSKiB), p.PerRequestKiB)
+		heap, stacks, gs := "–", "–", "–"
+		if p.Loaded.Goroutines > 0 && p.Open > 0 {
+			n := float64(p.Open)
+			heap = fmt.Sprintf("%.1f", float64(p.Loaded.HeapInuseBytes-p.Idle.HeapInuseBytes)/1024/n)
+			stacks = fmt.Sprintf("%.1f", float64(p.Loaded.StackInuseBytes-p.Idle.StackInuseBytes)/1024/n)
+			gs = fmt.Sprintf("%.1f", float64(p.Loaded.Goroutines-p.Idle.Goroutines)/n)
+		}
+		w("| %s | %d | %d | %d | %s | %s | %.1f | %s | %s | %s |\n", p.Kind, p.Open, p.Established, p.ClientOpen, mib(p.IdleRSSKiB), mib(p.LoadedRSSKiB), p.PerRequestKiB, heap, stacks, gs)
 	}
 	w("\n")
 }

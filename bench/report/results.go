@@ -181,15 +181,28 @@ type Memory struct {
 
 // MemPoint is one hold run: Open requests kept in flight, the proxy's RSS before and during.
 type MemPoint struct {
-	Kind          string      `json:"kind"` // stream or chat
-	Open          int         `json:"open"`
-	Established   int         `json:"established_conns"`
-	ClientOpen    int64       `json:"client_max_open"`
-	IdleRSSKiB    int64       `json:"idle_rss_kib"`
-	LoadedRSSKiB  int64       `json:"loaded_rss_kib"`
-	PerRequestKiB float64     `json:"per_request_kib"`
-	Load          load.Result `json:"load"`
-	Error         string      `json:"error,omitempty"`
+	Kind          string  `json:"kind"` // stream or chat
+	Open          int     `json:"open"`
+	Established   int     `json:"established_conns"`
+	ClientOpen    int64   `json:"client_max_open"`
+	IdleRSSKiB    int64   `json:"idle_rss_kib"`
+	LoadedRSSKiB  int64   `json:"loaded_rss_kib"`
+	PerRequestKiB float64 `json:"per_request_kib"`
+	// Idle and Loaded are cutover's own account of its memory (its Go runtime metrics) at the two
+	// RSS samples: what the RSS growth per request is made of.
+	Idle   RuntimeMem  `json:"idle_runtime"`
+	Loaded RuntimeMem  `json:"loaded_runtime"`
+	Load   load.Result `json:"load"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// RuntimeMem is a Go process's memory as its runtime accounts for it (from its /metrics:
+// go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes, go_goroutines). Zero when it could
+// not be read.
+type RuntimeMem struct {
+	HeapInuseBytes  int64 `json:"heap_inuse_bytes"`
+	StackInuseBytes int64 `json:"stack_inuse_bytes"`
+	Goroutines      int64 `json:"goroutines"`
 }
 
 // Shadow is the shadowing overhead on the primary.

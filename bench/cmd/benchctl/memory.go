@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cutover/cutover/bench/harness"
@@ -85,6 +88,7 @@ func (e *env) memoryPoint(mp *report.MemPoint, redisURL, stubURL, legacyURL stri
 		return err
 	}
 	mp.IdleRSSKiB = medianRSS(e, cut.Pid(), 5)
+	mp.Idle = runtimeMem(cut.AdminURL)
 
 	mode := load.ModeHoldStream
 	if mp.Kind == "chat" {
@@ -98,6 +102,7 @@ func (e *env) memoryPoint(mp *report.MemPoint, redisURL, stubURL, legacyURL stri
 		_ = e.sleep(ttft + 1500*time.Millisecond)
 		mp.Established = harness.EstablishedConns(cut.Port)
 		mp.LoadedRSSKiB = medianRSS(e, cut.Pid(), 5)
+		mp.Loaded = runtimeMem(cut.AdminURL)
 		// After the RSS samples (a heap profile forces a GC): where the memory of the open
 		// requests is (heap in use, goroutine stacks), and what little CPU holding them costs.
 		scenario := fmt.Sprintf("memory-%s-%d", mp.Kind, mp.Open)
@@ -128,4 +133,36 @@ func medianRSS(e *env, pid, n int) int64 {
 	}
 	slices.Sort(xs)
 	return xs[len(xs)/2]
+}
+
+// runtimeMem reads cutover's Go runtime memory figures from its /metrics (served without the admin
+// token); zero fields when they cannot be read.
+func runtimeMem(adminURL string) report.RuntimeMem {
+	var m report.RuntimeMem
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(adminURL + "/metrics")
+	if err != nil {
+		return m
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			m.HeapInuseBytes = int64(v)
+		case "go_memstats_stack_inuse_bytes":
+			m.StackInuseBytes = int64(v)
+		case "go_goroutines":
+			m.Goroutines = int64(v)
+		}
+	}
+	return m
 }
