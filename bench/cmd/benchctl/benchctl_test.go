@@ -198,7 +198,8 @@ func TestSearchRates(t *testing.T) {
 		{"doubles then bisects", stepPlan{start: 100, max: 6400, refine: 3}, 1000, 0, []float64{100, 200, 400, 800, 1600, 1200, 1000, 1100}},
 		{"every step passes up to max", stepPlan{start: 100, max: 400, refine: 3}, 1e9, 0, []float64{100, 200, 400}},
 		{"the first step fails: bisect below it", stepPlan{start: 1, max: 64, refine: 2}, 0.3, 0, []float64{1, 0.5, 0.3}},
-		{"a generator-bound step ends the search", stepPlan{start: 100, max: 6400, refine: 3}, 1e9, 800, []float64{100, 200, 400, 800}},
+		{"a generator-bound step bounds the search: bisect below it", stepPlan{start: 100, max: 6400, refine: 3}, 1e9, 1000, []float64{100, 200, 400, 800, 1600, 1200, 1000, 900}},
+		{"the target fails below where the generator tops out", stepPlan{start: 100, max: 6400, refine: 3}, 1000, 1500, []float64{100, 200, 400, 800, 1600, 1200, 1000, 1100}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,8 +21,8 @@ var openConfigs = []struct {
 	start float64 // first rate, arrivals per second
 }{{"cutover-100", 100}, {"legacy", 1}}
 
-// stepPlan is how the rate is stepped: doubled from a start until a step fails (or max is
-// passed), then bisected refine times between the last pass and the first failure.
+// stepPlan is how the rate is stepped: doubled from a start until a step fails or the load side
+// tops out (or max is passed), then bisected refine times between the last pass and that step.
 type stepPlan struct {
 	start, max float64
 	refine     int
@@ -34,32 +34,33 @@ type stepOutcome int
 const (
 	stepPass stepOutcome = iota
 	stepFail
-	stepGeneratorBound // the load side (generator, stub, Redis), not the target, set the pace: stop searching
+	// stepGeneratorBound: the load side (generator, stub, Redis), not the target, set the pace, so
+	// the step says nothing about the target; the search goes on below it, where the load side
+	// can still measure.
+	stepGeneratorBound
 )
 
 // searchRates runs steps of p, calling run for each rate, and returns the rates it ran in order.
-// It stops at the first generator-bound step, or when run returns an error.
+// A failing or generator-bound step is an upper bound: the search bisects below it. It stops when
+// run returns an error.
 func searchRates(p stepPlan, run func(rate float64) (stepOutcome, error)) ([]float64, error) {
 	var ran []float64
-	var pass, fail float64
+	var pass, bound float64
 	for rate := p.start; rate <= p.max; rate *= 2 {
 		ran = append(ran, rate)
 		out, err := run(rate)
 		if err != nil {
 			return ran, err
 		}
-		if out == stepGeneratorBound {
-			return ran, nil
-		}
-		if out == stepFail {
-			fail = rate
+		if out != stepPass {
+			bound = rate
 			break
 		}
 		pass = rate
 	}
-	for i := 0; i < p.refine && fail > 0; i++ {
-		mid := roundRate((pass + fail) / 2)
-		if mid <= pass || mid >= fail {
+	for i := 0; i < p.refine && bound > 0; i++ {
+		mid := roundRate((pass + bound) / 2)
+		if mid <= pass || mid >= bound {
 			break
 		}
 		ran = append(ran, mid)
@@ -67,13 +68,10 @@ func searchRates(p stepPlan, run func(rate float64) (stepOutcome, error)) ([]flo
 		if err != nil {
 			return ran, err
 		}
-		switch out {
-		case stepGeneratorBound:
-			return ran, nil
-		case stepPass:
+		if out == stepPass {
 			pass = mid
-		default:
-			fail = mid
+		} else {
+			bound = mid
 		}
 	}
 	return ran, nil
