@@ -593,6 +593,15 @@ func mibOr(kib int64) string {
 	return mib(kib)
 }
 
+// chatInstance names the instance the chat matrix measured: the one pinned core of the process
+// under test when the chat scenario ran pinned, else the whole machine.
+func chatInstance(r *Results) string {
+	if r.Settings.Pinning.Enabled && slices.Contains(r.Settings.PinnedScenarios, "chat") {
+		return "1-core (pinned)"
+	}
+	return fmt.Sprintf("%d-core", r.Machine.Cores)
+}
+
 func instancesSection(b *strings.Builder, r *Results) {
 	in := r.Instances
 	if in == nil {
@@ -600,8 +609,8 @@ func instancesSection(b *strings.Builder, r *Results) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## Instance arithmetic\n\n")
-	w("Capacity per 2-core instance = the highest measured number of concurrent users (closed loop, no think time) at which p95 over model latency stays under %.0f ms with under %.1f %% errors, every lower level passing too; the first level that fails bounds it from above, so the true capacity lies between the two. Nothing is extrapolated beyond the levels measured. Instances = ⌈users / capacity⌉ (≥ when even the lowest level failed). The seed's figures are listed for comparison; its \"175 users\" for Flask was not measured the same way (real users think between messages), so compare rows of this run with each other.\n\n",
-		in.CriterionMS, in.MaxErrRate*100)
+	w("Capacity per %s instance = the highest measured number of concurrent users (closed loop, no think time) at which p95 over model latency stays under %.0f ms with under %.1f %% errors, every lower level passing too; the first level that fails bounds it from above, so the true capacity lies between the two. Nothing is extrapolated beyond the levels measured. Instances = ⌈users / capacity⌉ (≥ when even the lowest level failed). The seed's figures are listed for comparison; its \"175 users\" for Flask was not measured the same way (real users think between messages), so compare rows of this run with each other.\n\n",
+		chatInstance(r), in.CriterionMS, in.MaxErrRate*100)
 	w("| configuration | users per instance | first failing level | basis | rps there | × legacy (users, rps) |")
 	for _, u := range in.For {
 		w(" instances for %d |", u)
