@@ -47,7 +47,9 @@ func TestOpenLoopAccountsForEveryArrival(t *testing.T) {
 	}
 }
 
-// concurrency counts the requests in the handler at once.
+// concurrency counts the requests a handler holds at once, from their arrival to the first byte
+// of their answer. (Counting to the handler's return would overcount: the client reads the whole
+// answer, and may reuse or replace the connection, before the handler's deferred work has run.)
 type concurrency struct {
 	mu       sync.Mutex
 	now, max int
@@ -59,12 +61,39 @@ func (c *concurrency) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.now++
 	c.max = max(c.max, c.now)
 	c.mu.Unlock()
-	defer func() {
+	fw := &firstByte{ResponseWriter: w, done: func() {
 		c.mu.Lock()
 		c.now--
 		c.mu.Unlock()
-	}()
-	c.next.ServeHTTP(w, r)
+	}}
+	defer fw.answered()
+	c.next.ServeHTTP(fw, r)
+}
+
+// firstByte calls done once, when the answer starts (or the handler returns without one).
+type firstByte struct {
+	http.ResponseWriter
+	once sync.Once
+	done func()
+}
+
+func (f *firstByte) answered() { f.once.Do(f.done) }
+
+func (f *firstByte) WriteHeader(code int) {
+	f.answered()
+	f.ResponseWriter.WriteHeader(code)
+}
+
+func (f *firstByte) Write(p []byte) (int, error) {
+	f.answered()
+	return f.ResponseWriter.Write(p)
+}
+
+func (f *firstByte) Flush() {
+	f.answered()
+	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 func TestOpenLoopPoolBoundsConnections(t *testing.T) {
