@@ -142,30 +142,30 @@ type legacyTrip struct {
 	holdUnsent   bool
 	wroteHeaders atomic.Bool
 	unsent       bool
-	// clientTrace sets wroteHeaders. It is made once per pooled trip (its
-	// hook is bound to this trip), not per request, and composed into each
-	// request's context by trace.
+	// markWrote sets wroteHeaders. It is made once per pooled trip (bound
+	// to this trip), not per request; trace puts it in a fresh clientTrace
+	// for each request (WithClientTrace may compose other hooks into that).
+	markWrote   func()
 	clientTrace httptrace.ClientTrace
 }
 
 var legacyTrips = sync.Pool{New: func() any {
 	tw := new(legacyTrip)
-	tw.clientTrace.WroteHeaders = func() { tw.wroteHeaders.Store(true) }
+	tw.markWrote = func() { tw.wroteHeaders.Store(true) }
 	return tw
 }}
 
-// trace is the trip's client trace, fresh for one request: WithClientTrace
-// composes the hooks of a trace already in the context into it.
+// trace is the trip's client trace, fresh for one request.
 func (tw *legacyTrip) trace() *httptrace.ClientTrace {
-	tw.clientTrace = httptrace.ClientTrace{WroteHeaders: tw.clientTrace.WroteHeaders}
+	tw.clientTrace = httptrace.ClientTrace{WroteHeaders: tw.markWrote}
 	return &tw.clientTrace
 }
 
-// reset clears the trip for its next use, keeping its trace hook.
+// reset clears the trip for its next use, keeping its markWrote hook.
 func (tw *legacyTrip) reset() {
-	hook := tw.clientTrace.WroteHeaders
+	hook := tw.markWrote
 	*tw = legacyTrip{}
-	tw.clientTrace.WroteHeaders = hook
+	tw.markWrote = hook
 }
 
 var (
